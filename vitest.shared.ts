@@ -1,0 +1,27 @@
+// Shared vitest settings: resolve workspace packages to their TypeScript sources so
+// tests never depend on a prior build.
+import { defineConfig } from 'vitest/config';
+
+export const sourceCondition = '@regionsync/source';
+
+export function unitConfig() {
+  return defineConfig({
+    resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] },
+    ssr: { resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] } },
+    test: { include: ['src/**/*.test.ts'], exclude: ['src/**/*.int.test.ts', '**/node_modules/**', '**/dist/**'], testTimeout: 20_000 },
+  });
+}
+
+export function intConfig() {
+  return defineConfig({
+    resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] },
+    ssr: { resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] } },
+    test: {
+      include: ['src/**/*.int.test.ts'],
+      globalSetup: [new URL('./tools/stack/src/vitest-global-setup.ts', import.meta.url).pathname],
+      fileParallelism: false,
+      testTimeout: 180_000,
+      hookTimeout: 900_000,
+    },
+  });
+}
