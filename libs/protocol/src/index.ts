@@ -1,1 +1,9 @@
-export {};
+export * from './errors.js';
+export * from './names.js';
+export * from './hlc-format.js';
+export * from './message-fields.js';
+export * from './messages.js';
+export * from './control-messages.js';
+export * from './envelope.js';
+export * from './issue-format.js';
+export * from './codec.js';
