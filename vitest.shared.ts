@@ -1,14 +1,22 @@
 // Shared vitest settings: resolve workspace packages to their TypeScript sources so
 // tests never depend on a prior build.
+import { basename } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export const sourceCondition = '@regionsync/source';
+
+// npm test collects every run's JSON results to print one closing count.
+function reporters(kind: string) {
+  const dir = process.env.REGIONSYNC_TEST_RESULTS;
+  if (!dir) return {};
+  return { reporters: ['default', 'json'], outputFile: { json: `${dir}/${basename(process.cwd())}-${kind}.json` } };
+}
 
 export function unitConfig() {
   return defineConfig({
     resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] },
     ssr: { resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] } },
-    test: { include: ['src/**/*.test.ts'], exclude: ['src/**/*.int.test.ts', '**/node_modules/**', '**/dist/**'], testTimeout: 20_000 },
+    test: { include: ['src/**/*.test.ts'], exclude: ['src/**/*.int.test.ts', '**/node_modules/**', '**/dist/**'], testTimeout: 20_000, ...reporters('unit') },
   });
 }
 
@@ -22,6 +30,7 @@ export function intConfig() {
       fileParallelism: false,
       testTimeout: 180_000,
       hookTimeout: 900_000,
+      ...reporters('int'),
     },
   });
 }

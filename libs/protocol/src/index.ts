@@ -7,3 +7,4 @@ export * from './control-messages.js';
 export * from './envelope.js';
 export * from './issue-format.js';
 export * from './codec.js';
+export * from './examples.js';

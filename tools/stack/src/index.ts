@@ -1,1 +1,7 @@
-export {};
+export { resolveLayout, parseRegions, DEFAULT_REGIONS, type StackLayout } from './config.js';
+export { up, down, status, env, type ServiceStatus } from './stack.js';
+export { stackEnv, type StackEnv, type RegionEnv, type S3Endpoint } from './stack-env.js';
+export { setProxyEnabled, resetProxies, proxySpecs } from './services/toxiproxy.js';
+export { PG_SETTINGS } from './services/postgres.js';
+export { VERSIONS } from './versions.js';
+export { ensureStack, cutLink, restoreLink } from './test-support.js';

@@ -1,0 +1,122 @@
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import pg from 'pg';
+import type { StackLayout } from '../config.js';
+import { PG_BIN, type Log } from '../install.js';
+import { isAlive, run, waitFor } from '../process.js';
+
+export const PG_USER = 'regionsync';
+export const PG_PASSWORD = 'regionsync';
+export const PG_DATABASE = 'regionsync';
+
+/** Settings every regional cluster runs with; the round-trip test checks them. */
+export const PG_SETTINGS: Record<string, string> = {
+  wal_level: 'logical',
+  track_commit_timestamp: 'on',
+  max_replication_slots: '32',
+  max_wal_senders: '32',
+  max_worker_processes: '16',
+  max_logical_replication_workers: '8',
+  // Bounded so a region cut off for too long invalidates its slot instead of filling the disk.
+  max_slot_wal_keep_size: '2GB',
+  wal_sender_timeout: '60s',
+  shared_buffers: '64MB',
+  max_connections: '100',
+  listen_addresses: "'127.0.0.1'",
+};
+
+export function pgDataDir(layout: StackLayout, region: string): string {
+  return join(layout.stateDir, 'pg', region);
+}
+
+export function pgUrl(layout: StackLayout, i: number): string {
+  return `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${layout.ports.postgres(i)}/${PG_DATABASE}`;
+}
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+// PostgreSQL refuses to run as root, so as root we run its tools as the `postgres` user.
+function asPgUser(cmd: string, args: string[], what: string): string {
+  if (isRoot()) return run('runuser', ['-u', 'postgres', '--', cmd, ...args], { what, cwd: '/' });
+  return run(cmd, args, { what });
+}
+
+function pgOwn(path: string): void {
+  if (!isRoot()) return;
+  const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+  const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+  if (id.status !== 0) throw new Error('the postgres system user is missing; reinstall the postgresql package');
+  chownSync(path, Number(id.stdout.trim()), Number(gid.stdout.trim()));
+}
+
+export function pgPid(layout: StackLayout, region: string): number | undefined {
+  const file = join(pgDataDir(layout, region), 'postmaster.pid');
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
+}
+
+function initCluster(layout: StackLayout, region: string, log: Log): void {
+  const dir = pgDataDir(layout, region);
+  if (existsSync(join(dir, 'PG_VERSION'))) return;
+  log(`initialising PostgreSQL cluster for ${region}`);
+  // Parents must stay traversable by the postgres user; only the data dir itself is 0700.
+  mkdirSync(join(layout.stateDir, 'pg'), { recursive: true, mode: 0o755 });
+  chmodSync(join(layout.stateDir, 'pg'), 0o755);
+  mkdirSync(dir, { mode: 0o700 });
+  pgOwn(dir);
+  const pwFile = join(layout.stateDir, 'pg', `.pw-${region}`);
+  writeFileSync(pwFile, PG_PASSWORD + '\n', { mode: 0o600 });
+  pgOwn(pwFile);
+  asPgUser(join(PG_BIN, 'initdb'), ['-D', dir, '-U', PG_USER, `--pwfile=${pwFile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb for ${region}`);
+  const conf = Object.entries(PG_SETTINGS).map(([k, v]) => `${k} = ${v}`).join('\n');
+  appendFileSync(join(dir, 'postgresql.conf'), `\n# regionsync stack\n${conf}\nunix_socket_directories = '${dir}'\n`);
+  appendFileSync(join(dir, 'pg_hba.conf'), '\nhost replication all 127.0.0.1/32 scram-sha-256\n');
+}
+
+export async function startPostgres(layout: StackLayout, i: number, log: Log): Promise<void> {
+  const region = layout.regions[i]!;
+  const dir = pgDataDir(layout, region);
+  initCluster(layout, region, log);
+  if (pgPid(layout, region) === undefined) {
+    log(`starting PostgreSQL ${region} on port ${layout.ports.postgres(i)}`);
+    const logFile = join(layout.stateDir, 'logs', `postgres-${region}.log`);
+    mkdirSync(join(layout.stateDir, 'logs'), { recursive: true });
+    if (!existsSync(logFile)) writeFileSync(logFile, '');
+    pgOwn(logFile);
+    asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', dir, '-l', logFile, '-w', '-t', '120', '-o', `-p ${layout.ports.postgres(i)}`, 'start'], `starting PostgreSQL for ${region}`);
+  }
+  await waitFor(`PostgreSQL ${region}`, async () => {
+    const c = new pg.Client({ connectionString: pgUrl(layout, i).replace(/\/regionsync$/, '/postgres') });
+    await c.connect();
+    try {
+      const r = await c.query('select 1 from pg_database where datname = $1', [PG_DATABASE]);
+      if (r.rowCount === 0) await c.query(`create database ${PG_DATABASE}`);
+      return true;
+    } finally {
+      await c.end();
+    }
+  }, 60_000);
+}
+
+export async function stopPostgres(layout: StackLayout, region: string): Promise<boolean> {
+  if (pgPid(layout, region) === undefined) return false;
+  asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', pgDataDir(layout, region), '-m', 'fast', '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
+  return true;
+}
+
+export async function postgresHealth(layout: StackLayout, i: number): Promise<string | undefined> {
+  const c = new pg.Client({ connectionString: pgUrl(layout, i), connectionTimeoutMillis: 3000 });
+  try {
+    await c.connect();
+    const r = await c.query<{ wal_level: string }>('show wal_level');
+    return r.rows[0]?.wal_level === 'logical' ? undefined : `wal_level is ${r.rows[0]?.wal_level}`;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
