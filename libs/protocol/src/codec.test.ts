@@ -241,6 +241,18 @@ describe('decode fuzzing', () => {
     fc.assert(fc.property(fc.jsonValue(), (value) => assertOnlyRegionsyncErrors(bytesOf(value))), { numRuns: 1000 });
   });
 
+  it('envelope-shaped JSON with arbitrary bodies only ever produces RegionsyncError', () => {
+    const shaped = fc.record({
+      v: fc.constantFrom(1, 2, '1'),
+      kind: fc.constantFrom(...ENVELOPE_KINDS, 'nope'),
+      id: fc.string(),
+      source: fc.constantFrom('us-east-1', 'X'),
+      sentAt: fc.oneof(fc.nat(), fc.double()),
+      body: fc.oneof(fc.jsonValue(), fc.dictionary(fc.constantFrom('action', 'rows', 'region', 'keys', 'hlc'), fc.jsonValue())),
+    });
+    fc.assert(fc.property(shaped, (value) => assertOnlyRegionsyncErrors(bytesOf(value))), { numRuns: 1000 });
+  });
+
   it('mutated valid envelopes decode or fail with RegionsyncError', () => {
     const valid = exampleEnvelopes().map((e) => codec.encode(e));
     fc.assert(

@@ -54,7 +54,11 @@ describe('HLC wire format', () => {
   );
 
   it('round-trips (property)', () => {
-    fc.assert(fc.property(parts, (p) => expect(parseHlc(formatHlc(p))).toEqual(p)));
+    fc.assert(
+      fc.property(parts, (p) => {
+        expect(parseHlc(formatHlc(p))).toEqual(p);
+      }),
+    );
   });
 
   it('string order equals numeric (wall, logical) order (property)', () => {

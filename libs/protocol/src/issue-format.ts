@@ -40,7 +40,9 @@ export function describeIssue(issue: z.ZodIssue): string {
         ? `required field missing (expected ${issue.expected})`
         : `expected ${issue.expected}, received ${issue.received}`;
     case 'invalid_literal':
-      return `expected ${JSON.stringify(issue.expected)}`;
+      return issue.received === undefined
+        ? `required field missing (expected ${JSON.stringify(issue.expected)})`
+        : `expected ${JSON.stringify(issue.expected)}`;
     case 'invalid_enum_value':
       return `expected one of ${issue.options.map(String).join('|')}`;
     case 'invalid_union_discriminator':
