@@ -40,7 +40,8 @@ export function formatHlc({ wallMs, logical }: HlcParts): Hlc {
 
 export function parseHlc(s: string): HlcParts {
   if (typeof s !== 'string' || !HLC_PATTERN.test(s)) {
-    const shown = typeof s === 'string' ? JSON.stringify(s.slice(0, 40)) : `a ${typeof s}`;
+    // Not echoed: the string may come from a message body.
+    const shown = typeof s === 'string' ? `a string of length ${(s as string).length}` : `a ${typeof s}`;
     throw new RegionsyncError('RS_CONFLICT_INVALID_VERSION', `hlc: expected 15 digits, '.', 6 digits, got ${shown}`);
   }
   return { wallMs: Number(s.slice(0, HLC_WALL_DIGITS)), logical: Number(s.slice(HLC_WALL_DIGITS + 1)) };

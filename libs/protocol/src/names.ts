@@ -113,7 +113,9 @@ export function isLsn(value: unknown): value is string {
 
 export function parseLsn(lsn: string): bigint {
   if (!isLsn(lsn)) {
-    throw new RegionsyncError('RS_PROTOCOL_SCHEMA', `lsn: expected LSN like 16/B374D848, got ${describe(lsn)}`);
+    // Not echoed: the string may come from a message body.
+    const shown = typeof lsn === 'string' ? `a string of length ${(lsn as string).length}` : `a ${typeof lsn}`;
+    throw new RegionsyncError('RS_PROTOCOL_SCHEMA', `lsn: expected LSN like 16/B374D848, got ${shown}`);
   }
   const [hi, lo] = lsn.split('/') as [string, string];
   return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
