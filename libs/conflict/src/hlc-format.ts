@@ -32,7 +32,9 @@ export function formatHlc({ wallMs, logical }: HlcParts): HlcString {
 
 export function parseHlc(s: string): HlcParts {
   if (!isHlc(s)) {
-    const shown = typeof s === 'string' ? `a string of length ${s.length}` : `a ${typeof s}`;
+    // Callers may hand in unchecked input despite the type.
+    const raw: unknown = s;
+    const shown = typeof raw === 'string' ? `a string of length ${raw.length}` : `a ${typeof raw}`;
     // The offending value is not echoed: it may come from a message body.
     throw new ConflictError('RS_CONFLICT_INVALID_VERSION', `hlc: expected 15 digits, '.', 6 digits, got ${shown}`);
   }
