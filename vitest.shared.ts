@@ -14,16 +14,16 @@ function reporters(kind: string) {
 
 export function unitConfig() {
   return defineConfig({
-    resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] },
-    ssr: { resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] } },
+    resolve: { conditions: [sourceCondition, 'node', 'development|production'] },
+    ssr: { resolve: { conditions: [sourceCondition, 'node', 'development|production'] } },
     test: { include: ['src/**/*.test.ts'], exclude: ['src/**/*.int.test.ts', '**/node_modules/**', '**/dist/**'], testTimeout: 20_000, ...reporters('unit') },
   });
 }
 
 export function intConfig() {
   return defineConfig({
-    resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] },
-    ssr: { resolve: { conditions: [sourceCondition, 'import', 'node', 'default'] } },
+    resolve: { conditions: [sourceCondition, 'node', 'development|production'] },
+    ssr: { resolve: { conditions: [sourceCondition, 'node', 'development|production'] } },
     test: {
       include: ['src/**/*.int.test.ts'],
       globalSetup: [new URL('./tools/stack/src/vitest-global-setup.ts', import.meta.url).pathname],

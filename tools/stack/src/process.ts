@@ -122,3 +122,13 @@ export function ensureParent(path: string): string {
   mkdirSync(dirname(path), { recursive: true });
   return path;
 }
+
+/** Fail early and clearly when a port we need belongs to somebody else. */
+export async function assertPortFree(port: number, what: string): Promise<void> {
+  const { createServer } = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', () => reject(new Error(`${what}: port ${port} is already in use by another process (another regionsync stack? stop it with \`npm run stack -- down\` in that checkout, or choose other ports with REGIONSYNC_PORT_BASE)`)));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve()));
+  });
+}

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { StackLayout } from '../config.js';
 import { javaBinary, kafkaLibDir, type Log } from '../install.js';
-import { ensureDir, pidFile, run, runningPid, startDetached, stopManaged, stopPid, waitFor } from '../process.js';
+import { assertPortFree, ensureDir, pidFile, run, runningPid, startDetached, stopManaged, stopPid, waitFor } from '../process.js';
 
 const NAME = 'kafka';
 // base64url of the 16 bytes "regionsync-kafka": a fixed, valid KRaft cluster id.
@@ -80,6 +80,7 @@ export async function startKafka(layout: StackLayout, log: Log): Promise<void> {
     run(java, ['-cp', classpath, `-Dlog4j.configuration=file:${join(dir, 'log4j.properties')}`, 'kafka.tools.StorageTool', 'format', '-t', CLUSTER_ID, '-c', propsFile, '--ignore-formatted'], { what: 'formatting Kafka KRaft storage' });
   }
   if (runningPid(pidFile(runDir, NAME), 'kafka.Kafka') === undefined) {
+    await assertPortFree(layout.ports.kafkaInternal, 'Kafka');
     log(`starting Kafka (KRaft) on port ${layout.ports.kafkaInternal}`);
     startDetached(runDir, join(layout.stateDir, 'logs'), {
       name: NAME,

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StackLayout } from '../config.js';
 import { binPath, type Log } from '../install.js';
-import { ensureDir, pidFile, run, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
+import { assertPortFree, ensureDir, pidFile, run, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
 
 export const kuboName = (region: string) => `kubo-${region}`;
 export const kuboRepo = (layout: StackLayout, region: string) => join(layout.stateDir, 'kubo', region);
@@ -58,6 +58,7 @@ export async function startKubo(layout: StackLayout, log: Log): Promise<void> {
   layout.regions.forEach((_, i) => initRepo(layout, i, log));
   for (const [i, region] of layout.regions.entries()) {
     if (runningPid(pidFile(runDir, kuboName(region)), 'ipfs') !== undefined) continue;
+    await assertPortFree(layout.ports.kuboApi(i), `Kubo ${region}`);
     writeConfig(layout, i);
     log(`starting Kubo ${region} (API port ${layout.ports.kuboApi(i)})`);
     startDetached(runDir, join(layout.stateDir, 'logs'), {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { StackLayout } from '../config.js';
 import { binPath, type Log } from '../install.js';
-import { ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
+import { assertPortFree, ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
 
 const NAME = 'minio';
 export const S3_ACCESS_KEY = 'regionsync';
@@ -18,6 +18,7 @@ export function s3Client(layout: StackLayout): S3Client {
 export async function startMinio(layout: StackLayout, log: Log): Promise<void> {
   const runDir = join(layout.stateDir, 'run');
   if (runningPid(pidFile(runDir, NAME), 'minio') === undefined) {
+    await assertPortFree(layout.ports.minio, 'MinIO');
     log(`starting MinIO on port ${layout.ports.minio}`);
     const dir = ensureDir(join(layout.stateDir, 'minio'));
     startDetached(runDir, join(layout.stateDir, 'logs'), {

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StackLayout } from '../config.js';
 import { binPath, type Log } from '../install.js';
-import { ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
+import { assertPortFree, ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
 
 const NAME = 'nats';
 
@@ -10,6 +10,7 @@ export async function startNats(layout: StackLayout, log: Log): Promise<void> {
   const run = join(layout.stateDir, 'run');
   const bin = binPath(layout, 'natsServer');
   if (runningPid(pidFile(run, NAME), 'nats-server') === undefined) {
+    await assertPortFree(layout.ports.nats, 'NATS');
     log(`starting NATS with JetStream on port ${layout.ports.nats}`);
     const dir = ensureDir(join(layout.stateDir, 'nats'));
     const conf = join(dir, 'nats.conf');

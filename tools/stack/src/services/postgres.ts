@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import type { StackLayout } from '../config.js';
 import { PG_BIN, type Log } from '../install.js';
-import { isAlive, run, waitFor } from '../process.js';
+import { assertPortFree, isAlive, run, waitFor } from '../process.js';
 
 export const PG_USER = 'regionsync';
 export const PG_PASSWORD = 'regionsync';
@@ -82,6 +82,7 @@ export async function startPostgres(layout: StackLayout, i: number, log: Log): P
   const dir = pgDataDir(layout, region);
   initCluster(layout, region, log);
   if (pgPid(layout, region) === undefined) {
+    await assertPortFree(layout.ports.postgres(i), `PostgreSQL ${region}`);
     log(`starting PostgreSQL ${region} on port ${layout.ports.postgres(i)}`);
     const logFile = join(layout.stateDir, 'logs', `postgres-${region}.log`);
     mkdirSync(join(layout.stateDir, 'logs'), { recursive: true });

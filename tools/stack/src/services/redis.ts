@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { StackLayout } from '../config.js';
 import type { Log } from '../install.js';
-import { ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
+import { assertPortFree, ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
 
 export const redisName = (region: string) => `redis-${region}`;
 export const redisUrl = (layout: StackLayout, i: number) => `redis://127.0.0.1:${layout.ports.redis(i)}/0`;
@@ -11,6 +11,7 @@ export async function startRedis(layout: StackLayout, i: number, log: Log): Prom
   const region = layout.regions[i]!;
   const run = join(layout.stateDir, 'run');
   if (runningPid(pidFile(run, redisName(region)), 'redis-server') === undefined) {
+    await assertPortFree(layout.ports.redis(i), `Redis ${region}`);
     log(`starting Redis ${region} on port ${layout.ports.redis(i)}`);
     const dir = ensureDir(join(layout.stateDir, 'redis', region));
     startDetached(run, join(layout.stateDir, 'logs'), {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { StackLayout } from '../config.js';
 import { binPath, type Log } from '../install.js';
-import { pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
+import { assertPortFree, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
 
 const NAME = 'toxiproxy';
 
@@ -24,6 +24,7 @@ export const toxiproxyUrl = (layout: StackLayout) => `http://127.0.0.1:${layout.
 export async function startToxiproxy(layout: StackLayout, log: Log): Promise<void> {
   const run = join(layout.stateDir, 'run');
   if (runningPid(pidFile(run, NAME), 'toxiproxy') === undefined) {
+    await assertPortFree(layout.ports.toxiproxy, 'Toxiproxy');
     log(`starting Toxiproxy on port ${layout.ports.toxiproxy}`);
     startDetached(run, join(layout.stateDir, 'logs'), { name: NAME, command: binPath(layout, 'toxiproxy'), args: ['-host', '127.0.0.1', '-port', String(layout.ports.toxiproxy)] });
   }
