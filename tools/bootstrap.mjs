@@ -89,10 +89,10 @@ switch (cmd) {
     code = test();
     break;
   case 'demo':
-    code = runTs('apps/agent/src/demo.ts', args);
+    code = runTs('tools/sandbox/src/demo.ts', args);
     break;
   case 'sandbox':
-    code = runTs('apps/agent/src/sandbox-cli.ts', args);
+    code = runTs('tools/sandbox/src/sandbox-cli.ts', args);
     break;
   case 'bench':
     code = runTs('bench/src/cli.ts', args);
