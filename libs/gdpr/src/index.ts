@@ -1,1 +1,11 @@
-export {};
+export * from './canonical-json.js';
+export * from './reasons.js';
+export * from './policy-schema.js';
+export * from './load-policy.js';
+export * from './schema-check.js';
+export * from './residency.js';
+export * from './redaction.js';
+export * from './decide.js';
+export * from './audit-chain.js';
+export * from './audit-export.js';
+export * from './demo-policy.js';
