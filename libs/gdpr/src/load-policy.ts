@@ -2,7 +2,7 @@
 // for hashed PII. Nothing here quotes the document back: errors give the path, the
 // line/column for syntax problems, and the expectation.
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { RegionsyncError, formatIssue } from '@regionsync/protocol';
 import { canonicalJson, sha256Hex, type JsonValue } from './canonical-json.js';
 import { policySchema, type Policy } from './policy-schema.js';
@@ -26,13 +26,14 @@ function fail(source: string, problems: string[]): never {
  */
 export function parsePolicy(yamlText: string, source = 'policy'): Policy {
   // prettyErrors off: the pretty form embeds the offending source line in the message.
-  const doc = parseDocument(yamlText, { uniqueKeys: true, prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(yamlText, { uniqueKeys: true, prettyErrors: false, lineCounter });
   if (doc.errors.length > 0) {
     fail(
       source,
       doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return `${pos === undefined ? '' : `${pos.line}:${pos.col}: `}YAML syntax error (${e.code})`;
+        const pos = lineCounter.linePos(e.pos[0]);
+        return `${pos.line}:${pos.col}: YAML syntax error (${e.code})`;
       }),
     );
   }
