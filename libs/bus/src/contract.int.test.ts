@@ -1,0 +1,271 @@
+// The bus contract, proved on the real brokers of the local stack for both adapters.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { changesSubject, createCodec, deadLetterSubject, errorCode, exampleEnvelopes, isRetryable } from '@regionsync/protocol';
+import { cutLink, ensureStack, restoreLink, type StackEnv } from '@regionsync/stack';
+import { waitUntil } from './backoff.js';
+import { startBroker, stopBroker } from './testing/broker-control.js';
+import { dropPrefix, payload, randomPrefix, readN, servers, testBus } from './testing/fixtures.js';
+import { publishRange } from './testing/publisher.js';
+import type { Bus, BusKind, BusMessage } from './types.js';
+
+const DEST = 'eu-west-1';
+const SRC = 'us-east-1';
+const pkgDir = fileURLToPath(new URL('..', import.meta.url));
+
+let env: StackEnv;
+beforeAll(async () => {
+  env = await ensureStack();
+});
+
+/** In-process consumer that records what it saw and checks per-key order. */
+function collect(bus: Bus, subject: string, opts: { maxInFlight?: number; handler?: (m: BusMessage) => Promise<void>; decodeCheck?: (d: Uint8Array) => void; startHwm?: number } = {}) {
+  const stop = new AbortController();
+  const seen: number[] = [];
+  const dead: { msg: BusMessage; reason: string }[] = [];
+  // Like apply: progress survives a consumer restart.
+  let hwm = opts.startHwm ?? 0;
+  let gaps = 0;
+  const consumer = bus.consume({
+    subject,
+    durable: 'test-durable',
+    maxInFlight: opts.maxInFlight ?? 128,
+    maxDeliveries: 3,
+    signal: stop.signal,
+    decodeCheck: opts.decodeCheck,
+    onDeadLetter: (msg, reason) => dead.push({ msg, reason }),
+    handler: async (m) => {
+      await opts.handler?.(m);
+      const n = readN(m.data);
+      seen.push(n);
+      if (n <= hwm) return; // redelivery: apply would skip it
+      if (n !== hwm + 1) gaps += 1;
+      hwm = n;
+    },
+  });
+  return { consumer, seen, dead, stop, hwm: () => hwm, gaps: () => gaps };
+}
+
+describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
+  const cleanups: (() => Promise<void>)[] = [];
+  async function setup(extra: { viaRegion?: string } = {}) {
+    const prefix = randomPrefix();
+    const pub = testBus(env, kind, prefix, 'test-pub', extra);
+    const sub = testBus(env, kind, prefix, 'test-sub');
+    await pub.connect();
+    await sub.connect();
+    await pub.provision({ regions: [DEST] });
+    cleanups.push(async () => {
+      await pub.close();
+      await sub.close();
+      await dropPrefix(env, kind, prefix);
+    });
+    return { prefix, pub, sub, subject: changesSubject(prefix, DEST) };
+  }
+  afterAll(async () => {
+    for (const c of cleanups.splice(0)) await c().catch((err: unknown) => console.error('cleanup failed', err));
+  });
+
+  it('delivers a stream in order, once, and stays in order across consumer restarts', async () => {
+    const { sub, subject, pub } = await setup();
+    await publishRange({ bus: pub, subject, key: SRC, from: 1, to: 1500 });
+    const a = collect(sub, subject);
+    expect(await waitUntil(() => a.hwm() >= 700, 30_000)).toBe(true);
+    a.stop.abort();
+    await a.consumer.done;
+    const b = collect(sub, subject, { startHwm: a.hwm() });
+    expect(await waitUntil(() => b.hwm() === 1500, 60_000)).toBe(true);
+    b.stop.abort();
+    await b.consumer.done;
+    expect(a.gaps() + b.gaps()).toBe(0);
+    expect(a.seen.slice(0, 700)).toEqual(Array.from({ length: 700 }, (_, i) => i + 1));
+    expect(b.seen[0]).toBeGreaterThan(1);
+    expect(b.consumer.stats().acked).toBeGreaterThan(0);
+  });
+
+  it('deduplicates a publish repeated with the same id', async () => {
+    const { sub, pub, subject } = await setup();
+    const first = await pub.publish(subject, payload(1), { id: 'dup-1', key: SRC });
+    const again = await pub.publish(subject, payload(1), { id: 'dup-1', key: SRC });
+    await pub.publish(subject, payload(2), { id: 'dup-2', key: SRC });
+    expect(first.duplicate).toBe(false);
+    expect(again.duplicate).toBe(true);
+    const c = collect(sub, subject);
+    expect(await waitUntil(() => c.hwm() === 2, 30_000)).toBe(true);
+    expect(c.seen).toEqual([1, 2]);
+    c.stop.abort();
+    await c.consumer.done;
+  });
+
+  it('dead-letters a poison message and a message whose handler keeps failing; later messages flow', async () => {
+    const { sub, pub, subject, prefix } = await setup();
+    const codec = createCodec({});
+    const good = codec.encode(exampleEnvelopes()[0]!);
+    await pub.publish(subject, good, { id: 'g1', key: SRC });
+    await pub.publish(subject, new TextEncoder().encode('{not json'), { id: 'poison', key: SRC });
+    await pub.publish(subject, good, { id: 'fails', key: SRC });
+    await pub.publish(subject, good, { id: 'g2', key: SRC });
+    const stop = new AbortController();
+    const handled: string[] = [];
+    const dead: string[] = [];
+    let failures = 0;
+    const consumer = sub.consume({
+      subject,
+      durable: 'poison',
+      maxDeliveries: 3,
+      signal: stop.signal,
+      decodeCheck: (d) => void codec.decode(d),
+      onDeadLetter: (m, reason) => dead.push(`${m.id}: ${reason}`),
+      handler: async (m) => {
+        if (m.id === 'fails') {
+          failures += 1;
+          throw new Error('handler refuses');
+        }
+        handled.push(m.id ?? '?');
+      },
+    });
+    expect(await waitUntil(() => handled.includes('g2'), 30_000)).toBe(true);
+    expect(handled).toEqual(['g1', 'g2']);
+    expect(failures).toBe(3);
+    expect(dead[0]).toMatch(/^poison: undecodable: /);
+    expect(dead[1]).toMatch(/^fails: handler failed 3 times: handler refuses/);
+    expect(consumer.stats().deadLettered).toBe(2);
+    stop.abort();
+    await consumer.done;
+    // Both copies are stored on the dead-letter subject, named after the original position.
+    const ids: string[] = [];
+    const stopDlq = new AbortController();
+    const dlqConsumer = sub.consume({ subject: deadLetterSubject(prefix, subject), durable: 'dlq-reader', signal: stopDlq.signal, handler: async (m) => void ids.push(m.id ?? '') });
+    expect(await waitUntil(() => ids.length >= 2, 30_000)).toBe(true);
+    expect(ids.every((id) => id.startsWith(`${subject}@`))).toBe(true);
+    stopDlq.abort();
+    await dlqConsumer.done;
+  });
+
+  it('rejects an oversized payload before sending, naming size and limit', async () => {
+    const { pub, subject } = await setup();
+    const err = await pub.publish(subject, new Uint8Array(4 * 1024 * 1024 + 1), { id: 'big' }).catch((e: unknown) => e);
+    expect(errorCode(err)).toBe('RS_PROTOCOL_TOO_LARGE');
+    expect(isRetryable(err)).toBe(false);
+    expect((err as Error).message).toContain('4194305 bytes');
+    expect((err as Error).message).toContain('4194304 bytes');
+  });
+
+  it('stores small control state in a key-value bucket', async () => {
+    const { pub, sub } = await setup();
+    const a = await pub.kv('state');
+    const b = await sub.kv('state');
+    await a.put('slot.us-east-1', new TextEncoder().encode('0/16B3748'));
+    await a.put('gone', new Uint8Array([1]));
+    await a.delete('gone');
+    expect(new TextDecoder().decode(await b.get('slot.us-east-1'))).toBe('0/16B3748');
+    expect(await b.get('gone')).toBeUndefined();
+    expect(await b.keys()).toEqual(['slot.us-east-1']);
+  });
+
+  it('keeps in-flight and memory bounded when the consumer is slower than the producer', async () => {
+    const { pub, sub, subject } = await setup();
+    const maxInFlight = 32;
+    const heapBefore = process.memoryUsage().heapUsed;
+    let maxSeen = 0;
+    let maxHeap = 0;
+    const c = collect(sub, subject, { maxInFlight, handler: () => new Promise((r) => setTimeout(r, 1)) });
+    const sampler = setInterval(() => {
+      maxSeen = Math.max(maxSeen, c.consumer.stats().inFlight);
+      maxHeap = Math.max(maxHeap, process.memoryUsage().heapUsed);
+    }, 5);
+    // 3000 x 16 KiB = 48 MiB of backlog: far more than the consumer may hold.
+    await publishRange({ bus: pub, subject, key: SRC, from: 1, to: 3000, size: 16 * 1024, window: 64 });
+    expect(await waitUntil(() => c.hwm() === 3000, 120_000)).toBe(true);
+    clearInterval(sampler);
+    c.stop.abort();
+    await c.consumer.done;
+    expect(c.gaps()).toBe(0);
+    expect(maxSeen).toBeGreaterThan(0);
+    if (kind === 'nats') expect(maxSeen).toBeLessThanOrEqual(maxInFlight);
+    expect(maxHeap - heapBefore).toBeLessThan(40 * 1024 * 1024);
+  });
+
+  it('loses nothing and processes nothing twice when the consumer process is SIGKILLed mid-stream', async () => {
+    const { prefix, pub, subject } = await setup();
+    const table = `bus_${prefix.replace(/\W/g, '_')}_${kind}`;
+    const db = new pg.Client({ connectionString: env.regions[DEST]!.databaseUrl });
+    await db.connect();
+    try {
+      await db.query(`CREATE TABLE ${table}_applied (id text NOT NULL, n int NOT NULL)`);
+      await db.query(`CREATE TABLE ${table}_progress (key text PRIMARY KEY, hwm int NOT NULL)`);
+      await db.query(`CREATE TABLE ${table}_violations (key text, expected int, got int)`);
+      const count = async () => Number((await db.query<{ c: string }>(`SELECT count(*) AS c FROM ${table}_applied`)).rows[0]!.c);
+      const spawnChild = () =>
+        spawn(process.execPath, ['--conditions=@regionsync/source', '--import', 'tsx', 'src/testing/consumer-child.ts'], {
+          cwd: pkgDir,
+          stdio: ['ignore', 'pipe', 'inherit'],
+          env: { ...process.env, BUS_KIND: kind, BUS_SERVERS: servers(env, kind).join(','), BUS_PREFIX: prefix, BUS_SUBJECT: subject, BUS_DURABLE: 'apply', DATABASE_URL: env.regions[DEST]!.databaseUrl, TABLE: table },
+        });
+      const total = 3000;
+      const publishing = publishRange({ bus: pub, subject, key: SRC, from: 1, to: total });
+      let child: ChildProcess = spawnChild();
+      expect(await waitUntil(async () => (await count()) >= 600, 60_000)).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const atKill = await count();
+      child = spawnChild();
+      await publishing;
+      expect(await waitUntil(async () => (await count()) >= total, 90_000, 200)).toBe(true);
+      child.kill('SIGTERM');
+      expect(await new Promise((r) => child.once('exit', r))).toBe(0);
+      const { rows } = await db.query<{ c: string; d: string; lo: number; hi: number }>(`SELECT count(*) AS c, count(DISTINCT n) AS d, min(n) AS lo, max(n) AS hi FROM ${table}_applied`);
+      expect(rows[0]).toEqual({ c: String(total), d: String(total), lo: 1, hi: total });
+      expect((await db.query(`SELECT * FROM ${table}_violations`)).rows).toEqual([]);
+      expect(atKill).toBeLessThan(total);
+    } finally {
+      for (const t of ['applied', 'progress', 'violations']) await db.query(`DROP TABLE IF EXISTS ${table}_${t}`);
+      await db.end();
+    }
+  });
+
+  it('loses nothing when the broker restarts mid-stream', async () => {
+    const { pub, sub, subject } = await setup();
+    const total = 3000;
+    const c = collect(sub, subject);
+    let confirmed = 0;
+    const publishing = publishRange({ bus: pub, subject, key: SRC, from: 1, to: total, onConfirmed: (n) => (confirmed = n) });
+    expect(await waitUntil(() => confirmed >= 800, 60_000)).toBe(true);
+    await stopBroker(kind);
+    await startBroker(kind);
+    const { retries } = await publishing;
+    expect(await waitUntil(() => c.hwm() === total, 120_000, 100)).toBe(true);
+    c.stop.abort();
+    await c.consumer.done;
+    expect(new Set(c.seen).size).toBe(total);
+    expect(c.gaps()).toBe(0);
+    expect(retries).toBeGreaterThan(0);
+    expect(pub.health().connected).toBe(true);
+  });
+
+  it('loses nothing when the publishing region is cut off and reconnected mid-stream', async () => {
+    const { pub, sub, subject } = await setup({ viaRegion: SRC });
+    const total = 3000;
+    const c = collect(sub, subject);
+    let confirmed = 0;
+    let failures = 0;
+    const publishing = publishRange({ bus: pub, subject, key: SRC, from: 1, to: total, onConfirmed: (n) => (confirmed = n), onRetry: () => (failures += 1) });
+    try {
+      expect(await waitUntil(() => confirmed >= 800, 60_000)).toBe(true);
+      await cutLink(SRC, kind);
+      // The cut is real: publishes fail (retryably) until the link is back.
+      expect(await waitUntil(() => failures > 0, 60_000)).toBe(true);
+    } finally {
+      await restoreLink(SRC, kind);
+    }
+    const { retries } = await publishing;
+    expect(await waitUntil(() => c.hwm() === total, 120_000, 100)).toBe(true);
+    c.stop.abort();
+    await c.consumer.done;
+    expect(new Set(c.seen).size).toBe(total);
+    expect(c.gaps()).toBe(0);
+    expect(retries).toBeGreaterThan(0);
+  });
+});

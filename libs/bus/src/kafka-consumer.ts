@@ -1,0 +1,135 @@
+// Kafka consumer group per durable name. Partitions are handled one at a time and the
+// messages of a partition strictly in order; an offset is resolved (and so committed)
+// only after its handler succeeded or it was dead-lettered. Offsets at or below the last
+// one processed (redelivery after a rebalance or restart of the group member) and ids
+// just processed on the same partition are skipped.
+import type { EachBatchPayload, IHeaders } from 'kafkajs';
+import { backoffDelay, sleep } from './backoff.js';
+import { deliver } from './delivery.js';
+import type { KafkaBus } from './kafka-bus.js';
+import { errorMessage, type ResolvedConsumeOptions } from './options.js';
+import { HEADERS, type BusMessage, type Consumer, type ConsumerStats } from './types.js';
+
+const RECENT_IDS_PER_PARTITION = 10_000;
+const EMPTY = new Uint8Array(0);
+
+export function headerValue(headers: IHeaders | undefined, name: string): string | undefined {
+  const v = headers?.[name];
+  const first = Array.isArray(v) ? v[0] : v;
+  return first === undefined ? undefined : first.toString();
+}
+
+/** Bounded insertion-ordered set: the most recent ids processed on one partition. */
+export class RecentIds {
+  private readonly ids = new Set<string>();
+  constructor(private readonly max: number) {}
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+  add(id: string): void {
+    this.ids.add(id);
+    if (this.ids.size > this.max) this.ids.delete(this.ids.values().next().value as string);
+  }
+}
+
+/** Fetch bound derived from maxInFlight (~1 KiB per message), so prefetch memory is bounded. */
+export function fetchBytes(maxInFlight: number): number {
+  return Math.min(16 * 1024 * 1024, Math.max(64 * 1024, maxInFlight * 1024));
+}
+
+export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions): Consumer {
+  const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0 };
+  const { log, backoff } = bus.opts;
+  const signal = opts.signal;
+  const lastOffset = new Map<number, bigint>();
+  const recent = new Map<number, RecentIds>();
+
+  const eachBatch = async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload) => {
+    const partition = batch.partition;
+    const seen = recent.get(partition) ?? new RecentIds(RECENT_IDS_PER_PARTITION);
+    recent.set(partition, seen);
+    stats.inFlight = batch.messages.length;
+    try {
+      for (const m of batch.messages) {
+        if (!isRunning() || isStale() || signal.aborted) break;
+        const offset = BigInt(m.offset);
+        const id = headerValue(m.headers, HEADERS.id);
+        if (offset <= (lastOffset.get(partition) ?? -1n) || (id !== undefined && seen.has(id))) {
+          resolveOffset(m.offset);
+          stats.inFlight -= 1;
+          continue;
+        }
+        const msg: BusMessage = {
+          subject: batch.topic,
+          data: m.value ?? EMPTY,
+          id,
+          key: m.key?.toString() ?? headerValue(m.headers, HEADERS.key),
+          deliveryCount: 1,
+          seq: `${partition}:${m.offset}`,
+        };
+        const outcome = await deliver(msg, { opts, backoff, log, stats, deadLetter: (dm, reason) => bus.deadLetter(dm, reason), keepAlive: () => void heartbeat().catch(() => undefined), keepAliveMs: 3_000 });
+        if (outcome === 'aborted') break;
+        resolveOffset(m.offset);
+        stats.acked += 1;
+        stats.inFlight -= 1;
+        lastOffset.set(partition, offset);
+        if (id !== undefined) seen.add(id);
+        await commitOffsetsIfNecessary();
+        await heartbeat();
+      }
+    } finally {
+      stats.inFlight = 0;
+    }
+  };
+
+  const run = async () => {
+    for (let failures = 0; !signal.aborted; ) {
+      const consumer = bus.kafka.consumer({
+        groupId: opts.durable,
+        allowAutoTopicCreation: false,
+        maxBytesPerPartition: fetchBytes(opts.maxInFlight),
+        maxBytes: fetchBytes(opts.maxInFlight),
+        maxWaitTimeInMs: 100,
+        sessionTimeout: 30_000,
+        heartbeatInterval: 3_000,
+        retry: { initialRetryTime: backoff.initialMs, maxRetryTime: backoff.maxMs, retries: 8 },
+      });
+      // kafkajs restarts itself after retriable crashes; a final crash ends this round.
+      let crashed: (why: string) => void = () => undefined;
+      const stopped = new Promise<string>((resolve) => {
+        crashed = resolve;
+        signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+      });
+      consumer.on(consumer.events.CRASH, (e) => {
+        bus.markHealthy(false, e.payload.error);
+        if (!e.payload.restart) crashed(errorMessage(e.payload.error));
+      });
+      let started = false;
+      try {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [opts.subject], fromBeginning: true });
+        await consumer.run({
+          autoCommit: true,
+          autoCommitInterval: 1_000,
+          autoCommitThreshold: Math.max(1, Math.min(opts.maxInFlight, 100)),
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: 1,
+          eachBatch,
+        });
+        started = true;
+        const why = await stopped;
+        if (why !== 'aborted') log.warn({ subject: opts.subject, durable: opts.durable, err: why }, 'bus Kafka consumer crashed; re-creating it');
+      } catch (err) {
+        if (!signal.aborted) log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus Kafka consumer failed to start; retrying');
+      } finally {
+        await consumer.disconnect().catch(() => undefined);
+      }
+      if (!signal.aborted) await sleep(backoffDelay(backoff, started ? 0 : failures++), signal);
+    }
+  };
+
+  const done = run().catch((err: unknown) => {
+    log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus consumer stopped on an unexpected error');
+  });
+  return { done, stats: () => ({ ...stats }) };
+}

@@ -1,0 +1,290 @@
+// NATS JetStream adapter. Durability: a publish resolves on the stream's PubAck (file
+// storage); idempotency: `Nats-Msg-Id` scoped by subject inside the stream's duplicate
+// window; consumption: one durable pull consumer per durable name (see nats-consumer.ts).
+import { connect, headers as natsHeaders, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { deadLetterSubject, RegionsyncError } from '@regionsync/protocol';
+import { backoffDelay, sleep, waitUntil } from './backoff.js';
+import { startNatsConsumer } from './nats-consumer.js';
+import { checkPayloadSize, errorMessage, resolveConsumeOptions, type ResolvedBusOptions } from './options.js';
+import { checkBucketName, natsKvBucket, natsStreams } from './topology.js';
+import { HEADERS, type Bus, type BusHealth, type BusMessage, type ConsumeOptions, type Consumer, type KeyValue, type PublishAck, type PublishOptions, type Topology } from './types.js';
+
+const DAY_MS = 86_400_000;
+export const NATS_STREAM_DEFAULTS = {
+  maxAgeMs: 7 * DAY_MS,
+  duplicateWindowMs: 10 * 60_000,
+  changesMaxBytes: 1024 ** 3,
+  otherMaxBytes: 256 * 1024 ** 2,
+};
+
+export interface NatsBusExtras {
+  /** Per-stream byte limits (JetStream reserves them); tests use small ones. */
+  streamMaxBytes?: { changes: number; other: number };
+}
+
+export class NatsBus implements Bus {
+  readonly kind = 'nats' as const;
+  private nc: NatsConnection | undefined;
+  private js: JetStreamClient | undefined;
+  private jsm: JetStreamManager | undefined;
+  private connected = false;
+  private lastError: string | undefined;
+  private closed = false;
+  private readonly closing = new AbortController();
+  private connecting: Promise<void> | undefined;
+  private reconnectAttempt = 0;
+  private readonly reconnectListeners = new Set<() => void>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private readonly consumers = new Set<{ stop: AbortController; done: Promise<void> }>();
+
+  constructor(
+    readonly opts: ResolvedBusOptions,
+    private readonly extras: NatsBusExtras = {},
+  ) {}
+
+  connect(): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
+    this.connecting ??= this.connectLoop();
+    return this.connecting;
+  }
+
+  private async connectLoop(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw closedError();
+      try {
+        const nc = await connect({
+          servers: this.opts.servers,
+          name: this.opts.clientId,
+          maxReconnectAttempts: -1,
+          // Exponential backoff between reconnect attempts, reset once connected.
+          reconnectDelayHandler: () => backoffDelay(this.opts.backoff, this.reconnectAttempt++),
+          pingInterval: 5_000,
+          maxPingOut: 2,
+          timeout: 5_000,
+        });
+        this.nc = nc;
+        this.js = jetstream(nc, { timeout: this.opts.publishTimeoutMs });
+        this.jsm = await jetstreamManager(nc, { timeout: this.opts.publishTimeoutMs });
+        this.connected = true;
+        this.watchStatus(nc);
+        this.opts.log.info({ servers: this.opts.servers }, 'bus connected to NATS');
+        return;
+      } catch (err) {
+        this.lastError = errorMessage(err);
+        this.opts.log.warn({ err: this.lastError, attempt }, 'bus cannot connect to NATS; retrying');
+        await sleep(backoffDelay(this.opts.backoff, attempt), this.closing.signal);
+      }
+    }
+  }
+
+  private watchStatus(nc: NatsConnection): void {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') {
+          this.connected = false;
+          this.opts.log.warn({ server: s.server }, 'bus disconnected from NATS; reconnecting');
+        } else if (s.type === 'reconnect') {
+          this.connected = true;
+          this.reconnectAttempt = 0;
+          this.opts.log.info({ server: s.server }, 'bus reconnected to NATS');
+          for (const cb of this.reconnectListeners) cb();
+        } else if (s.type === 'error') {
+          this.lastError = errorMessage(s.error);
+        }
+      }
+    })();
+    void nc.closed().then((err) => {
+      this.connected = false;
+      if (err) this.lastError = errorMessage(err);
+    });
+  }
+
+  /** Consumers re-create their pull subscription after a reconnect (see nats-consumer.ts). */
+  onReconnect(cb: () => void): () => void {
+    this.reconnectListeners.add(cb);
+    return () => this.reconnectListeners.delete(cb);
+  }
+
+  /** Wait (polling, bounded by the signal) until connected; false if aborted or closed. */
+  async ready(signal: AbortSignal): Promise<boolean> {
+    await this.connect();
+    return waitUntil(() => this.connected || this.closed, Number.MAX_SAFE_INTEGER, 100, signal).then((ok) => ok && !this.closed);
+  }
+
+  manager(): JetStreamManager {
+    if (!this.jsm || !this.js) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to NATS yet');
+    return this.jsm;
+  }
+
+  client(): JetStreamClient {
+    if (!this.js) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to NATS yet');
+    return this.js;
+  }
+
+  async flush(): Promise<void> {
+    if (this.nc && !this.nc.isClosed()) await this.nc.flush().catch(() => undefined);
+  }
+
+  async provision(topology: Topology): Promise<void> {
+    await this.connect();
+    const jsm = this.manager();
+    const limits = this.extras.streamMaxBytes ?? { changes: NATS_STREAM_DEFAULTS.changesMaxBytes, other: NATS_STREAM_DEFAULTS.otherMaxBytes };
+    for (const spec of natsStreams(this.opts.prefix, topology.regions)) {
+      const changes = spec.family === 'changes';
+      const config: Partial<StreamConfig> & { name: string } = {
+        name: spec.name,
+        subjects: spec.subjects,
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.File,
+        max_age: nanos(NATS_STREAM_DEFAULTS.maxAgeMs),
+        max_bytes: changes ? limits.changes : limits.other,
+        // A full changes stream refuses publishes (retryable, so the WAL slot keeps the
+        // data) instead of silently dropping the oldest undelivered changes.
+        discard: changes || spec.family === 'dlq' || spec.family === 'audit' ? DiscardPolicy.New : DiscardPolicy.Old,
+        duplicate_window: nanos(NATS_STREAM_DEFAULTS.duplicateWindowMs),
+        max_msg_size: this.opts.maxPayloadBytes + 64 * 1024,
+        num_replicas: 1,
+      };
+      try {
+        const existing = await jsm.streams.info(spec.name).catch(() => undefined);
+        if (existing) await jsm.streams.update(spec.name, config);
+        else await jsm.streams.add(config);
+      } catch (err) {
+        throw new RegionsyncError('RS_BUS_PROVISION', `cannot create or update JetStream stream ${spec.name}: ${errorMessage(err)}`, { cause: err });
+      }
+    }
+  }
+
+  publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PublishAck> {
+    return this.publishWith(subject, data, opts);
+  }
+
+  /** Publish with optional extra headers; no await before the send, so callers can pipeline. */
+  publishWith(subject: string, data: Uint8Array, opts: PublishOptions, extra?: Record<string, string>): Promise<PublishAck> {
+    if (this.closed) return Promise.reject(closedError());
+    try {
+      checkPayloadSize(subject, data, this.opts.maxPayloadBytes);
+      checkId(opts);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const js = this.js;
+    if (!js) return Promise.reject(new RegionsyncError('RS_BUS_CONNECT', `publish to ${subject}: bus is not connected to NATS (call connect first)`));
+    // Fail fast while disconnected rather than letting the client buffer the publish:
+    // a buffered publish could be stored after reconnect ahead of an earlier one that
+    // was lost in transit and is retried later, which would break per-key order.
+    if (!this.connected) return Promise.reject(new RegionsyncError('RS_BUS_CONNECT', `publish to ${subject}: bus is disconnected from NATS, retry later`));
+    const h: MsgHdrs = natsHeaders();
+    h.set(HEADERS.id, opts.id);
+    if (opts.key !== undefined) h.set(HEADERS.key, opts.key);
+    for (const [k, v] of Object.entries(extra ?? {})) h.set(k, v);
+    const p = js
+      .publish(subject, data, { msgID: `${subject}:${opts.id}`, headers: h, timeout: this.opts.publishTimeoutMs })
+      .then(
+        (pa): PublishAck => ({ subject, id: opts.id, duplicate: pa.duplicate, seq: String(pa.seq) }),
+        (err: unknown) => {
+          throw publishError(subject, err);
+        },
+      );
+    this.inflight.add(p);
+    void p.then(
+      () => this.inflight.delete(p),
+      () => this.inflight.delete(p),
+    );
+    return p;
+  }
+
+  deadLetter(msg: BusMessage, reason: string): Promise<void> {
+    const dlq = deadLetterSubject(this.opts.prefix, msg.subject);
+    const extra: Record<string, string> = { [HEADERS.dlqReason]: headerSafe(reason), [HEADERS.dlqSubject]: msg.subject, [HEADERS.dlqSeq]: msg.seq };
+    // The id names the original position so a dead-letter retried after a crash is deduplicated.
+    return this.publishWith(dlq, msg.data, { id: `${msg.subject}@${msg.seq}`, key: msg.key }, extra).then(() => undefined);
+  }
+
+  consume(opts: ConsumeOptions): Consumer {
+    if (this.closed) throw closedError();
+    const resolved = resolveConsumeOptions(opts);
+    // The bus's own controller lets close() stop consumers the caller forgot.
+    const stop = new AbortController();
+    const signal = AbortSignal.any([resolved.signal, stop.signal]);
+    const consumer = startNatsConsumer(this, { ...resolved, signal });
+    const entry = { stop, done: consumer.done };
+    this.consumers.add(entry);
+    void consumer.done.then(() => this.consumers.delete(entry));
+    return consumer;
+  }
+
+  async kv(bucket: string): Promise<KeyValue> {
+    checkBucketName(bucket);
+    await this.connect();
+    const name = natsKvBucket(this.opts.prefix, bucket);
+    let kv;
+    try {
+      kv = await new Kvm(this.client()).create(name, { history: 1, storage: StorageType.File });
+    } catch (err) {
+      throw new RegionsyncError('RS_BUS_PROVISION', `cannot create NATS KV bucket ${name}: ${errorMessage(err)}`, { cause: err });
+    }
+    const wrap = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        throw new RegionsyncError('RS_BUS_PUBLISH', `kv ${bucket} ${what}: ${errorMessage(err)}`, { cause: err });
+      }
+    };
+    return {
+      get: (key) => wrap('get', async () => {
+        const e = await kv.get(key);
+        return e && e.operation === 'PUT' ? e.value : undefined;
+      }),
+      put: (key, value) => wrap('put', async () => void (await kv.put(key, value))),
+      delete: (key) => wrap('delete', () => kv.delete(key)),
+      keys: () => wrap('keys', async () => {
+        const out: string[] = [];
+        for await (const k of await kv.keys()) out.push(k);
+        return out.sort();
+      }),
+    };
+  }
+
+  health(): BusHealth {
+    return { connected: this.connected && !this.closed, ...(this.lastError ? { lastError: this.lastError } : {}) };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.closing.abort();
+    for (const c of this.consumers) c.stop.abort();
+    await Promise.all([...this.consumers].map((c) => c.done));
+    await Promise.allSettled([...this.inflight]);
+    const nc = this.nc;
+    this.connected = false;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}
+
+function checkId(opts: PublishOptions): void {
+  if (!opts || typeof opts.id !== 'string' || opts.id.length === 0 || opts.id.length > 512 || /[\r\n]/.test(opts.id)) {
+    throw new RegionsyncError('RS_BUS_PUBLISH', 'publish: opts.id must be a non-empty single-line string of at most 512 characters', { retryable: false });
+  }
+}
+
+export function closedError(): RegionsyncError {
+  return new RegionsyncError('RS_BUS_CLOSED', 'bus is closed');
+}
+
+function publishError(subject: string, err: unknown): RegionsyncError {
+  const msg = errorMessage(err);
+  const name = err instanceof Error ? err.name : '';
+  if (name === 'TimeoutError' || /timeout/i.test(msg)) {
+    return new RegionsyncError('RS_BUS_PUBLISH_TIMEOUT', `publish to ${subject}: no acknowledgement from JetStream in time (${msg})`, { cause: err });
+  }
+  return new RegionsyncError('RS_BUS_PUBLISH', `publish to ${subject} failed: ${msg}`, { cause: err });
+}
+
+/** Header values are single-line; keep reasons short. */
+export function headerSafe(s: string): string {
+  return s.replace(/[\r\n]+/g, ' ').slice(0, 512);
+}

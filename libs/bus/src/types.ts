@@ -1,0 +1,111 @@
+// Public types of the bus. The replication, coordinator and agent code program against
+// these only, so the broker behind them (NATS JetStream or Kafka) is configuration.
+
+export type BusKind = 'nats' | 'kafka';
+
+export interface BusLogger {
+  warn(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+}
+
+export interface BusOptions {
+  kind: BusKind;
+  /** NATS URLs (`nats://host:port`) or Kafka `host:port` brokers. */
+  servers: string[];
+  prefix?: string;
+  clientId: string;
+  /** Largest payload publish accepts; default 4 MiB (brokers are configured for 8 MB). */
+  maxPayloadBytes?: number;
+  log?: BusLogger;
+  reconnect?: { initialMs?: number; maxMs?: number };
+  /** How long publish waits for the broker's acknowledgement; default 10 s. */
+  publishTimeoutMs?: number;
+}
+
+export interface PublishOptions {
+  /** Idempotency id, e.g. `messageId(...)`; duplicates on the same subject are dropped. */
+  id: string;
+  /** Ordering/partition key, e.g. the source region. */
+  key?: string;
+}
+
+export interface PublishAck {
+  subject: string;
+  id: string;
+  duplicate: boolean;
+  seq?: string;
+}
+
+export interface BusMessage {
+  subject: string;
+  data: Uint8Array;
+  id?: string;
+  key?: string;
+  /** 1 on first delivery; grows with redeliveries and in-place retries. */
+  deliveryCount: number;
+  /** Broker position: stream sequence (NATS) or `partition:offset` (Kafka). */
+  seq: string;
+}
+
+export interface ConsumeOptions {
+  subject: string;
+  durable: string;
+  /** Prefetch bound (messages fetched but not yet acknowledged); default 256. */
+  maxInFlight?: number;
+  /** Handler attempts before the message is dead-lettered; default 5. */
+  maxDeliveries?: number;
+  handler: (msg: BusMessage) => Promise<void>;
+  signal: AbortSignal;
+  onDeadLetter?: (msg: BusMessage, reason: string) => void;
+  /** Throws for a payload that can never be handled (pass `codec.decode`): dead-lettered at once. */
+  decodeCheck?: (data: Uint8Array) => void;
+}
+
+export interface ConsumerStats {
+  delivered: number;
+  acked: number;
+  deadLettered: number;
+  inFlight: number;
+}
+
+export interface Consumer {
+  /** Resolves after the signal aborted and the consumer drained; never rejects. */
+  readonly done: Promise<void>;
+  stats(): ConsumerStats;
+}
+
+export interface KeyValue {
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, value: Uint8Array): Promise<void>;
+  delete(key: string): Promise<void>;
+  keys(): Promise<string[]>;
+}
+
+export interface Topology {
+  regions: string[];
+}
+
+export interface BusHealth {
+  connected: boolean;
+  lastError?: string;
+}
+
+export interface Bus {
+  readonly kind: BusKind;
+  connect(): Promise<void>;
+  provision(topology: Topology): Promise<void>;
+  publish(subject: string, data: Uint8Array, opts: PublishOptions): Promise<PublishAck>;
+  consume(opts: ConsumeOptions): Consumer;
+  kv(bucket: string): Promise<KeyValue>;
+  health(): BusHealth;
+  close(): Promise<void>;
+}
+
+/** Header names carried on every message (NATS headers, Kafka record headers). */
+export const HEADERS = {
+  id: 'Regionsync-Msg-Id',
+  key: 'Regionsync-Key',
+  dlqReason: 'Regionsync-Dlq-Reason',
+  dlqSubject: 'Regionsync-Dlq-Original-Subject',
+  dlqSeq: 'Regionsync-Dlq-Original-Seq',
+} as const;
