@@ -1,4 +1,4 @@
-export { resolveLayout, parseRegions, DEFAULT_REGIONS, type StackLayout } from './config.js';
+export { resolveLayout, parseRegions, findRepoRoot, DEFAULT_REGIONS, type StackLayout } from './config.js';
 export { up, down, status, env, type ServiceStatus } from './stack.js';
 export { stackEnv, type StackEnv, type RegionEnv, type S3Endpoint } from './stack-env.js';
 export { setProxyEnabled, resetProxies, proxySpecs } from './services/toxiproxy.js';

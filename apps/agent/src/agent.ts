@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto';
+import type { Server } from 'node:http';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { createBus, type Bus, type Consumer } from '@regionsync/bus';
+import { changesSubject, createCodec, heartbeatsSubject, isRetryable, makeEnvelope, RegionsyncError, type HeartbeatBody } from '@regionsync/protocol';
+import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
+import type { AgentConfig } from './config.js';
+import { startHttpServer } from './http-server.js';
+
+export type AgentMode = 'starting' | 'connected' | 'autonomous' | 'catching-up' | 'draining' | 'refusing';
+
+export interface AgentHooks {
+  egress?: EgressFilter;
+  ingress?: IngressFilter;
+  policyHash?: string;
+  configHash?: string;
+}
+
+/**
+ * One region's daemon. Start order: database setup → bus → apply consumer → capture →
+ * heartbeats → HTTP; stop runs in reverse and drains (publishes confirmed, slot
+ * acknowledged, in-flight apply finished) before closing connections.
+ */
+export class Agent {
+  readonly registry = new Registry();
+  private readonly metrics: ReplicationMetrics;
+  private readonly modeGauge: Gauge<'mode'>;
+  private readonly abort = new AbortController();
+  private bus: Bus | undefined;
+  private pool: pg.Pool | undefined;
+  private capture: Capture | undefined;
+  private applier: Applier | undefined;
+  private consumer: Consumer | undefined;
+  private http: Server | undefined;
+  private loops: Promise<void>[] = [];
+  private mode: AgentMode = 'starting';
+  private readyFlag = false;
+  private startedAt = Date.now();
+  private retainedWal = 0;
+  httpUrl = '';
+  /** Hash of the effective configuration, for drift detection across regions. */
+  readonly configHash: string;
+
+  constructor(private readonly cfg: AgentConfig, private readonly log: Logger, private readonly hooks: AgentHooks = {}) {
+    this.configHash = `sha256:${createHash('sha256').update(JSON.stringify({ ...cfg, database: undefined, http: undefined })).digest('hex')}`;
+    this.registry.setDefaultLabels({ region: cfg.region });
+    collectDefaultMetrics({ register: this.registry, prefix: 'regionsync_agent_' });
+    this.metrics = createReplicationMetrics(this.registry);
+    this.modeGauge = new Gauge({ name: 'regionsync_agent_mode', help: 'Agent mode (1 for the current one)', labelNames: ['mode'], registers: [this.registry] });
+  }
+
+  async start(): Promise<void> {
+    const { cfg, log } = this;
+    const signal = this.abort.signal;
+    this.setMode('starting');
+    this.pool = new pg.Pool({ connectionString: cfg.database.url, max: 4, application_name: `regionsync-agent-${cfg.region}` });
+    this.pool.on('error', (err) => log.warn({ err: errInfo(err) }, 'idle database connection failed'));
+    const db = await this.pool.connect();
+    try {
+      await setupDatabase(db, { region: cfg.region, database: databaseOf(cfg.database.url), regions: cfg.regions, tables: cfg.tables });
+    } finally {
+      db.release();
+    }
+    log.info({ tables: cfg.tables.length, slot: slotName(cfg.region, databaseOf(cfg.database.url)) }, 'database ready');
+
+    const codec = createCodec();
+    this.bus = createBus({ kind: cfg.bus.kind, servers: cfg.bus.servers, prefix: cfg.bus.prefix, clientId: `regionsync-agent-${cfg.region}`, log: log.child({ component: 'bus' }) });
+    await this.bus.connect();
+    await this.bus.provision({ regions: cfg.regions });
+    log.info({ kind: cfg.bus.kind }, 'bus ready');
+
+    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress });
+    const adb = await this.pool.connect();
+    try {
+      await this.applier.init(adb);
+    } finally {
+      adb.release();
+    }
+    const applier = this.applier;
+    const applyLog = log.child({ component: 'apply' });
+    this.consumer = this.bus.consume({
+      subject: changesSubject(cfg.bus.prefix, cfg.region),
+      durable: `apply-${cfg.region}`,
+      maxInFlight: cfg.replication.applyMaxInFlight,
+      maxDeliveries: 5,
+      signal,
+      decodeCheck: (d) => void codec.decode(d),
+      onDeadLetter: (m, reason) => applyLog.error({ seq: m.seq, id: m.id, reason }, 'message dead-lettered'),
+      handler: async (m) => {
+        const env = codec.decode(m.data);
+        if (env.kind !== 'change') throw new RegionsyncError('RS_PROTOCOL_SCHEMA', `expected a change message on the changes subject, got ${env.kind}`);
+        // Retryable failures (database down, origin busy) are retried here without limit:
+        // dead-lettering a valid change would lose it. Only non-retryable ones reach the bus's DLQ count.
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await applier.apply(env.body);
+            return;
+          } catch (err) {
+            if (!isRetryable(err) || signal.aborted) throw err;
+            if (attempt % 10 === 0) applyLog.warn({ source: env.body.sourceRegion, lsn: env.body.commitLsn, attempt, err: errInfo(err) }, 'apply failed; retrying');
+            await sleep(Math.min(10_000, 100 * 2 ** Math.min(attempt, 7)), signal);
+          }
+        }
+      },
+    });
+
+    this.capture = new Capture({
+      region: cfg.region,
+      destinations: cfg.regions.filter((r) => r !== cfg.region),
+      prefix: cfg.bus.prefix,
+      connectionString: cfg.database.url,
+      tables: cfg.tables.map((t) => t.name),
+      publisher: this.bus,
+      codec,
+      log: log.child({ component: 'capture' }),
+      metrics: this.metrics,
+      egress: this.hooks.egress,
+      chunkRows: cfg.replication.chunkRows,
+      maxPendingTransactions: cfg.replication.maxPendingTransactions,
+      idleHeartbeatMs: cfg.replication.idleHeartbeatMs,
+    });
+    this.loops.push(this.capture.run(signal));
+    this.loops.push(this.heartbeats(signal));
+    this.loops.push(this.watchSlot(signal));
+    const h = await startHttpServer(cfg.http.host, cfg.http.port, this.registry, this);
+    this.http = h.server;
+    this.httpUrl = h.url;
+    this.readyFlag = true;
+    this.setMode(this.bus.health().connected ? 'connected' : 'autonomous');
+    log.info({ http: this.httpUrl }, 'agent started');
+  }
+
+  private setMode(mode: AgentMode): void {
+    if (mode !== this.mode) this.log.info({ from: this.mode, to: mode }, 'mode changed');
+    this.mode = mode;
+    this.modeGauge.reset();
+    this.modeGauge.set({ mode }, 1);
+  }
+
+  health(): { status: number; body: Record<string, unknown> } {
+    const bus = this.bus?.health();
+    return {
+      status: 200,
+      body: {
+        region: this.cfg.region,
+        mode: this.mode,
+        bus: bus ?? { connected: false },
+        confirmedLsn: this.capture?.confirmedLsn ?? null,
+        pendingTransactions: this.capture?.pendingTransactions ?? 0,
+        slotRetainedWalBytes: this.retainedWal,
+        apply: this.consumer?.stats() ?? null,
+      },
+    };
+  }
+
+  ready(): boolean {
+    return this.readyFlag && this.mode !== 'draining';
+  }
+
+  private async heartbeats(signal: AbortSignal): Promise<void> {
+    const codec = createCodec();
+    while (!signal.aborted) {
+      const connected = this.bus?.health().connected ?? false;
+      if (this.mode !== 'draining') this.setMode(connected ? 'connected' : 'autonomous');
+      if (connected && this.bus) {
+        const body: HeartbeatBody = {
+          region: this.cfg.region,
+          mode: this.mode,
+          startedAt: this.startedAt,
+          lagSeconds: {},
+          vclock: {},
+          slotRetainedWalBytes: this.retainedWal,
+          configHash: this.configHash,
+          policyHash: this.hooks.policyHash ?? 'none',
+          deps: { database: { ok: true }, bus: { ok: connected } },
+          pausedTables: [],
+          alarms: [],
+        };
+        const id = `${this.cfg.region}:hb:${Date.now()}`;
+        try {
+          await this.bus.publish(heartbeatsSubject(this.cfg.bus.prefix, this.cfg.region), codec.encode(makeEnvelope('heartbeat', this.cfg.region, body, id)), { id });
+        } catch (err) {
+          this.log.warn({ err: errInfo(err) }, 'heartbeat not published');
+        }
+      }
+      await sleep(Math.min(this.cfg.heartbeatIntervalMs, 1000), signal);
+    }
+  }
+
+  private async watchSlot(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        const r = await this.pool!.query<{ bytes: string | null }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as bytes from pg_replication_slots where slot_name = $1', [slotName(this.cfg.region, databaseOf(this.cfg.database.url))]);
+        this.retainedWal = Number(r.rows[0]?.bytes ?? 0);
+        this.metrics.slotRetainedWalBytes.set(this.retainedWal);
+      } catch (err) {
+        this.log.warn({ err: errInfo(err) }, 'reading slot position failed');
+      }
+      await sleep(2000, signal);
+    }
+  }
+
+  /** Drain and stop in reverse start order. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    this.setMode('draining');
+    this.readyFlag = false;
+    this.log.info({}, 'draining');
+    this.abort.abort();
+    await Promise.allSettled(this.loops);
+    await this.consumer?.done;
+    await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
+    await this.bus?.close().catch((err: unknown) => this.log.warn({ err: errInfo(err) }, 'closing bus failed'));
+    await this.applier?.close();
+    await this.pool?.end().catch(() => undefined);
+    this.log.info({ confirmedLsn: this.capture?.confirmedLsn ?? null }, 'stopped');
+  }
+}

@@ -1,0 +1,191 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { detectConcurrent, mergeRow, resolveConflict, type RowState, type TableStrategy } from '@regionsync/conflict';
+import { compareLsn, RegionsyncError, type ChangeBody, type RowChange } from '@regionsync/protocol';
+import type { ReplicationMetrics } from './metrics.js';
+import { saveVersions, TableSql, type StoredVersion } from './row-sql.js';
+import type { TableConfig } from './setup.js';
+import { loadTableInfo } from './table-info.js';
+import { META_SCHEMA, databaseOf, originName, qualify } from './sql-names.js';
+
+const HLC_ZERO = '000000000000000.000000';
+
+/** Defence in depth: may this region hold this row? Refused rows are skipped (and audited by the caller). */
+export type IngressFilter = (row: RowChange, sourceRegion: string) => { accept: true } | { accept: false; reason: string };
+
+export interface ApplyOptions {
+  region: string;
+  connectionString: string;
+  tables: TableConfig[];
+  log: Logger;
+  metrics?: ReplicationMetrics;
+  ingress?: IngressFilter;
+  onRefused?: (row: RowChange, sourceRegion: string, reason: string) => void;
+}
+
+export type ApplyOutcome = 'applied' | 'skipped';
+
+interface SourceSession {
+  client: pg.Client;
+  progress: string | undefined;
+}
+
+/**
+ * Applies change messages exactly once: one local transaction per message under the
+ * source's replication origin, with origin progress committed in the same transaction
+ * (set on a transaction's last chunk), so a redelivered message is recognised and skipped.
+ */
+export class Applier {
+  private sessions = new Map<string, Promise<SourceSession>>();
+  private tables = new Map<string, { sql: TableSql; strategy: TableStrategy }>();
+
+  constructor(private readonly o: ApplyOptions) {}
+
+  async init(db: pg.ClientBase): Promise<void> {
+    for (const t of this.o.tables) {
+      const info = await loadTableInfo(db, t.name);
+      this.tables.set(info.name, { sql: new TableSql(info), strategy: { kind: t.strategy, ...(t.counterColumns.length ? { counterColumns: t.counterColumns } : {}) } });
+    }
+  }
+
+  private session(source: string): Promise<SourceSession> {
+    let s = this.sessions.get(source);
+    if (!s) {
+      s = (async () => {
+        const client = new pg.Client({ connectionString: this.o.connectionString, application_name: `regionsync-apply-${source}` });
+        client.on('error', () => this.sessions.delete(source));
+        await client.connect();
+        try {
+          await client.query('select pg_replication_origin_session_setup($1)', [originName(source, databaseOf(this.o.connectionString))]);
+          const r = await client.query<{ lsn: string | null }>('select pg_replication_origin_progress($1, true) as lsn', [originName(source, databaseOf(this.o.connectionString))]);
+          return { client, progress: r.rows[0]?.lsn ?? undefined };
+        } catch (err) {
+          await client.end().catch(() => undefined);
+          throw err;
+        }
+      })();
+      s.catch(() => this.sessions.delete(source));
+      this.sessions.set(source, s);
+    }
+    return s;
+  }
+
+  async apply(body: ChangeBody): Promise<ApplyOutcome> {
+    const source = body.sourceRegion;
+    if (body.destination !== this.o.region) throw new RegionsyncError('RS_REPLICATION_APPLY', `message for ${body.destination} reached ${this.o.region}`, { retryable: false });
+    const s = await this.session(source);
+    if (s.progress !== undefined && compareLsn(body.commitLsn, s.progress) <= 0) {
+      this.o.metrics?.transactionsSkipped.inc({ source });
+      return 'skipped';
+    }
+    const db = s.client;
+    try {
+      await db.query('begin');
+      // Only the last chunk records origin progress: a crash between chunks re-applies the
+      // earlier ones, which the merge rules make harmless (same version = no change).
+      if (body.chunk.last) await db.query('select pg_replication_origin_xact_setup($1, $2)', [body.commitLsn, body.commitTime]);
+      const changed = await this.applyRows(db, body);
+      await db.query(
+        `update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, $1), vclock = vclock || jsonb_build_object($2::text, greatest(coalesce(vclock ->> $2, ''), $1)) where id = 1`,
+        [body.hlc, source],
+      );
+      await db.query('commit');
+      if (body.chunk.last) s.progress = body.commitLsn;
+      this.o.metrics?.transactionsApplied.inc({ source });
+      this.o.metrics?.rowsApplied.inc({ source }, changed);
+      this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(body.commitTime)) / 1000));
+      return 'applied';
+    } catch (err) {
+      await db.query('rollback').catch(() => undefined);
+      this.o.metrics?.applyErrors.inc({ source });
+      // A broken session (connection lost, origin busy) is rebuilt on the next attempt.
+      this.sessions.delete(source);
+      await db.end().catch(() => undefined);
+      throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index} failed`, { cause: err, retryable: true });
+    }
+  }
+
+  private async applyRows(db: pg.ClientBase, body: ChangeBody): Promise<number> {
+    const byTable = new Map<string, RowChange[]>();
+    for (const row of body.rows) {
+      const verdict = this.o.ingress?.(row, body.sourceRegion) ?? { accept: true as const };
+      if (!verdict.accept) {
+        this.o.onRefused?.(row, body.sourceRegion, verdict.reason);
+        continue;
+      }
+      const t = qualify(row.table);
+      const list = byTable.get(t);
+      if (list) list.push(row);
+      else byTable.set(t, [row]);
+    }
+    let changed = 0;
+    for (const [table, rows] of byTable) {
+      const t = this.tables.get(table);
+      if (!t) throw new RegionsyncError('RS_REPLICATION_APPLY', `table ${table} from ${body.sourceRegion} is not replicated here (configure it in every region)`, { retryable: true });
+      changed += await this.applyTable(db, t.sql, t.strategy, rows, body);
+    }
+    return changed;
+  }
+
+  private async applyTable(db: pg.ClientBase, sql: TableSql, strategy: TableStrategy, rows: RowChange[], body: ChangeBody): Promise<number> {
+    const keys = rows.map((r) => r.key);
+    const pks = keys.map((k) => sql.pkOf(k));
+    const [current, versions] = await Promise.all([sql.loadRows(db, keys), sql.loadVersions(db, pks)]);
+    const upserts: Record<string, string | null>[] = [];
+    const deletes: Record<string, string | null>[] = [];
+    const newVersions = new Map<string, StoredVersion>();
+    const conflicts: unknown[][] = [];
+    const states = new Map<string, RowState | undefined>();
+    for (const [i, row] of rows.entries()) {
+      const pk = pks[i]!;
+      const local = states.has(pk) ? states.get(pk) : toState(current.get(pk), versions.get(pk), this.o.region);
+      const seen = newVersions.get(pk)?.seen ?? versions.get(pk)?.seen ?? undefined;
+      if (local && detectConcurrent(local, row.version, body.vclock, seen ?? undefined)) {
+        conflicts.push([sql.info.name, pk, JSON.stringify(local.version), JSON.stringify(row.version), resolveConflict(local, row), strategy.kind]);
+      }
+      const result = mergeRow(local, { op: row.op, values: row.values, unchangedToast: row.unchangedToast, counters: row.counters, version: row.version }, strategy);
+      states.set(pk, result.state);
+      if (!result.changed) continue;
+      const st = result.state;
+      newVersions.set(pk, {
+        pk, hlc: st.version.hlc, region: st.version.region, deleted: st.values === null,
+        column_versions: st.columnVersions ?? null, counters: st.counters ?? null, deleted_at: st.deletedAt ?? null,
+        seen: st.version.region === row.version.region && st.version.hlc === row.version.hlc ? body.vclock : seen ?? null,
+      });
+    }
+    // Write each changed row's final state once.
+    for (const [i, row] of rows.entries()) {
+      const pk = pks[i]!;
+      if (!newVersions.has(pk) || rows.findLastIndex((r, j) => pks[j] === pk) !== i) continue;
+      const st = states.get(pk)!;
+      if (st.values === null) deletes.push(row.key);
+      else upserts.push({ ...st.values, ...row.key });
+    }
+    await sql.delete(db, deletes);
+    await sql.upsert(db, upserts);
+    await saveVersions(db, sql.info.name, [...newVersions.values()]);
+    if (conflicts.length > 0) {
+      await db.query(
+        `insert into ${META_SCHEMA}.conflicts (table_name, pk, local_version, remote_version, winner, strategy) select * from unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::text[])`,
+        [0, 1, 2, 3, 4, 5].map((c) => conflicts.map((r) => r[c])),
+      );
+      this.o.metrics?.conflicts.inc({ table: sql.info.name }, conflicts.length);
+    }
+    return newVersions.size;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) await s.then((x) => x.client.end(), () => undefined).catch(() => undefined);
+  }
+}
+
+function toState(values: Record<string, string | null> | undefined, v: StoredVersion | undefined, region: string): RowState | undefined {
+  if (!v) return values ? { values, version: { hlc: HLC_ZERO, region } } : undefined;
+  const state: RowState = { values: v.deleted ? null : values ?? null, version: { hlc: v.hlc, region: v.region } };
+  if (v.column_versions) state.columnVersions = v.column_versions;
+  if (v.counters) state.counters = v.counters;
+  if (v.deleted_at) state.deletedAt = v.deleted_at;
+  return state;
+}

@@ -1,0 +1,195 @@
+// Turns the pgoutput message stream into source transactions ready to publish, pure and
+// unit-testable: no I/O here. Rows are collected per (table, primary key) so a row touched
+// several times in one transaction travels once, in its final state, with the version the
+// stamp trigger gave it.
+import type { RowChange, VectorClock } from '@regionsync/protocol';
+import { META_SCHEMA, PK_SEPARATOR, isRegionsyncOrigin, type TableName } from './sql-names.js';
+
+export interface PgColumn {
+  name: string;
+}
+export interface PgRelation {
+  schema: string;
+  name: string;
+  columns: PgColumn[];
+  keyColumns: string[];
+}
+
+/** Subset of pg-logical-replication's pgoutput messages we consume, values in text format. */
+export type PgMessage =
+  | { tag: 'begin'; commitLsn: string | null; commitTime: bigint; xid: number }
+  | { tag: 'commit'; commitLsn: string | null; commitEndLsn: string | null; commitTime: bigint }
+  | { tag: 'origin'; originName: string }
+  | { tag: 'relation'; schema: string; name: string }
+  | { tag: 'insert'; relation: PgRelation; new: Record<string, string | null | undefined> }
+  | { tag: 'update'; relation: PgRelation; key: Record<string, string | null | undefined> | null; old: Record<string, string | null | undefined> | null; new: Record<string, string | null | undefined> }
+  | { tag: 'delete'; relation: PgRelation; key: Record<string, string | null | undefined> | null; old: Record<string, string | null | undefined> | null }
+  | { tag: 'truncate'; relations: PgRelation[] }
+  | { tag: 'message'; prefix: string }
+  | { tag: 'type' };
+
+export interface StampedVersion {
+  hlc: string;
+  region: string;
+  counters: Record<string, Record<string, { total: string }>> | null;
+  seen: VectorClock | null;
+}
+
+export interface AssembledTransaction {
+  xid: number;
+  commitLsn: string;
+  commitEndLsn: string;
+  commitTime: string; // ISO 8601 with microseconds
+  fromRegionsync: boolean; // applied by a regionsync origin: never forwarded (no echo)
+  rows: RowChange[];
+  tables: Set<TableName>;
+  vclock: VectorClock;
+  maxHlc: string;
+  truncated: TableName[];
+  /** Index of the final chunk; earlier chunks (0..n-1) were already handed to the chunk sink. */
+  finalChunkIndex: number;
+}
+
+export type ChunkSink = (rows: RowChange[], meta: { commitLsn: string; xid: number; vclock: VectorClock; maxHlc: string; chunkIndex: number }) => void;
+
+const toText = (v: string | null | undefined): string | null => (v === undefined ? null : v);
+
+function pgMicrosToIso(micros: bigint): string {
+  // pgoutput times are microseconds since 2000-01-01.
+  const epochMicros = micros + 946_684_800_000_000n;
+  const ms = epochMicros / 1000n;
+  const rest = Number(epochMicros % 1000n);
+  const iso = new Date(Number(ms)).toISOString(); // ...sss Z
+  return `${iso.slice(0, 23)}${String(rest).padStart(3, '0')}Z`;
+}
+
+export class TransactionAssembler {
+  private current: {
+    begin: { commitLsn: string; xid: number };
+    origin?: string;
+    rows: Map<string, RowChange>;
+    pending: Map<string, StampedVersion>;
+    tables: Set<TableName>;
+    vclock: VectorClock;
+    maxHlc: string;
+    chunkIndex: number;
+    truncated: TableName[];
+  } | null = null;
+
+  constructor(
+    private readonly localRegion: string,
+    private readonly replicated: ReadonlySet<TableName>,
+    /** Called when the open transaction holds `chunkRows` rows, so huge transactions stream out. */
+    private readonly chunkRows: number,
+    private readonly onChunk?: ChunkSink,
+  ) {}
+
+  get inTransaction(): boolean {
+    return this.current !== null;
+  }
+
+  get chunksEmitted(): number {
+    return this.current?.chunkIndex ?? 0;
+  }
+
+  /** Feed one message; returns the finished transaction at its commit. */
+  push(msg: PgMessage): AssembledTransaction | undefined {
+    switch (msg.tag) {
+      case 'begin':
+        this.current = { begin: { commitLsn: msg.commitLsn ?? '0/0', xid: msg.xid }, rows: new Map(), pending: new Map(), tables: new Set(), vclock: {}, maxHlc: '', chunkIndex: 0, truncated: [] };
+        return undefined;
+      case 'origin':
+        if (this.current) this.current.origin = msg.originName;
+        return undefined;
+      case 'insert':
+      case 'update':
+      case 'delete':
+        this.row(msg);
+        return undefined;
+      case 'truncate':
+        if (this.current) for (const r of msg.relations) this.current.truncated.push(`${r.schema}.${r.name}`);
+        return undefined;
+      case 'commit': {
+        const c = this.current;
+        this.current = null;
+        if (!c) return undefined;
+        return {
+          xid: c.begin.xid,
+          commitLsn: msg.commitLsn ?? c.begin.commitLsn,
+          commitEndLsn: msg.commitEndLsn ?? msg.commitLsn ?? c.begin.commitLsn,
+          commitTime: pgMicrosToIso(BigInt(msg.commitTime as bigint)),
+          fromRegionsync: isRegionsyncOrigin(c.origin),
+          rows: [...c.rows.values()],
+          tables: c.tables,
+          vclock: c.vclock,
+          maxHlc: c.maxHlc,
+          truncated: c.truncated,
+          finalChunkIndex: c.chunkIndex,
+        };
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private row(msg: Extract<PgMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
+    const c = this.current;
+    if (!c || isRegionsyncOrigin(c.origin)) return;
+    const table = `${msg.relation.schema}.${msg.relation.name}`;
+    if (table === `${META_SCHEMA}.row_versions`) {
+      const t = msg.tag === 'delete' ? msg.old ?? msg.key : msg.new;
+      if (!t) return;
+      c.pending.set(`${t.table_name}${PK_SEPARATOR}${t.pk}`, {
+        hlc: String(t.hlc),
+        region: String(t.region),
+        counters: t.counters ? (JSON.parse(t.counters) as StampedVersion['counters']) : null,
+        seen: t.seen ? (JSON.parse(t.seen) as VectorClock) : null,
+      });
+      return;
+    }
+    if (!this.replicated.has(table)) return;
+    const keyCols = msg.relation.keyColumns;
+    const source = msg.tag === 'delete' ? msg.old ?? msg.key ?? {} : msg.new;
+    const key: Record<string, string | null> = {};
+    for (const k of keyCols) key[k] = toText(source[k]);
+    const pk = keyCols.map((k) => key[k] ?? '').join(PK_SEPARATOR);
+    const stamp = c.pending.get(`${table}${PK_SEPARATOR}${pk}`);
+    c.pending.delete(`${table}${PK_SEPARATOR}${pk}`);
+    // A row without a stamp was written while the trigger was missing (e.g. before setup);
+    // it still travels, versioned by this commit, so nothing is silently dropped.
+    const version = stamp ? { hlc: stamp.hlc, region: stamp.region } : { hlc: c.maxHlc || '000000000000000.000000', region: this.localRegion };
+    const change: RowChange = { table, op: msg.tag, key, version };
+    if (msg.tag !== 'delete') {
+      const values: Record<string, string | null> = {};
+      const toast: string[] = [];
+      for (const col of msg.relation.columns) {
+        const v = msg.new[col.name];
+        if (v === undefined) toast.push(col.name);
+        else values[col.name] = v;
+      }
+      change.values = values;
+      if (toast.length > 0) change.unchangedToast = toast;
+    }
+    const mine = stamp?.counters;
+    if (mine) {
+      const counters: Record<string, { region: string; total: string }> = {};
+      for (const [col, byRegion] of Object.entries(mine)) {
+        const own = byRegion[this.localRegion];
+        if (own) counters[col] = { region: this.localRegion, total: own.total };
+      }
+      if (Object.keys(counters).length > 0) change.counters = counters;
+    }
+    if (stamp?.seen) for (const [r, h] of Object.entries(stamp.seen)) if (!c.vclock[r] || c.vclock[r]! < h) c.vclock[r] = h;
+    if (version.hlc > c.maxHlc) c.maxHlc = version.hlc;
+    if (!c.vclock[this.localRegion] || c.vclock[this.localRegion]! < version.hlc) c.vclock[this.localRegion] = version.hlc;
+    c.tables.add(table);
+    const rowKey = `${table}${PK_SEPARATOR}${pk}`;
+    c.rows.delete(rowKey); // re-insert so Map order follows the last write
+    c.rows.set(rowKey, change);
+    if (this.onChunk && c.rows.size >= this.chunkRows) {
+      this.onChunk([...c.rows.values()], { commitLsn: c.begin.commitLsn, xid: c.begin.xid, vclock: { ...c.vclock }, maxHlc: c.maxHlc, chunkIndex: c.chunkIndex });
+      c.rows.clear();
+      c.chunkIndex += 1;
+    }
+  }
+}

@@ -1,0 +1,251 @@
+import pg from 'pg';
+import { LogicalReplicationService } from 'pg-logical-replication';
+import type { Logger } from 'pino';
+import { changesSubject, compareLsn, isRetryable, makeEnvelope, messageId, type ChangeBody, type RowChange, type VectorClock } from '@regionsync/protocol';
+import { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';
+import { PUBLICATION, databaseOf, slotName, type TableName } from './sql-names.js';
+import { TextPgoutputPlugin } from './text-pgoutput.js';
+import type { ReplicationMetrics } from './metrics.js';
+import { backoff, sleep } from './retry.js';
+
+/** What capture needs from the bus: a publish that resolves once the broker stored it. */
+export interface ChangePublisher {
+  publish(subject: string, data: Uint8Array, opts: { id: string; key?: string }): Promise<unknown>;
+}
+export interface ChangeCodec {
+  encode(envelope: ReturnType<typeof makeEnvelope>): Uint8Array;
+  readonly maxBytes: number;
+}
+
+/** Per destination: the row to send (possibly redacted), or null to withhold it. */
+export type EgressFilter = (row: RowChange, destination: string) => RowChange | null;
+
+export interface CaptureOptions {
+  region: string;
+  destinations: string[];
+  prefix?: string;
+  connectionString: string;
+  tables: TableName[];
+  publisher: ChangePublisher;
+  codec: ChangeCodec;
+  log: Logger;
+  metrics?: ReplicationMetrics;
+  egress?: EgressFilter;
+  /** Rows per message before a transaction is streamed out in chunks. */
+  chunkRows?: number;
+  /** Transactions captured but not yet confirmed by the bus before reading pauses. */
+  maxPendingTransactions?: number;
+  /** Emit a logical message this often when idle, so an idle slot keeps advancing. */
+  idleHeartbeatMs?: number;
+  /** Local side effects after a local or applied transaction is seen (cache, content). */
+  onTransaction?: (tx: AssembledTransaction) => void;
+}
+
+interface Pending {
+  lsn: string;
+  settled: boolean;
+  failed?: unknown;
+  done: Promise<void>;
+}
+
+export class Capture {
+  private confirmed: string | undefined;
+  private pending: Pending[] = [];
+  private service: LogicalReplicationService | undefined;
+  private lastActivity = Date.now();
+  private txPublishes: Promise<unknown>[] = [];
+  private txChunks = new Map<string, number>(); // destination -> messages sent for the open transaction
+  private nextIndex = 0;
+  private signal: AbortSignal | undefined;
+  readonly stats = { transactions: 0, rows: 0, messages: 0, skippedEcho: 0, confirmedLsn: '0/0' };
+
+  constructor(private readonly o: CaptureOptions) {}
+
+  get confirmedLsn(): string | undefined {
+    return this.confirmed;
+  }
+
+  get pendingTransactions(): number {
+    return this.pending.length;
+  }
+
+  /** Tails the slot until aborted, reconnecting with backoff; resolves after draining. */
+  async run(signal: AbortSignal): Promise<void> {
+    this.signal = signal;
+    const idle = this.idleHeartbeats(signal);
+    let attempt = 0;
+    while (!signal.aborted) {
+      try {
+        await this.stream(signal);
+        attempt = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        this.o.metrics?.captureErrors.inc();
+        this.o.log.warn({ err: errInfo(err), attempt }, 'capture stream failed; reconnecting');
+        await sleep(backoff(attempt++), signal);
+      }
+    }
+    await this.drain();
+    await idle;
+  }
+
+  private async stream(signal: AbortSignal): Promise<void> {
+    const assembler = new TransactionAssembler(this.o.region, new Set(this.o.tables), this.o.chunkRows ?? 500, (rows, meta) => {
+      this.publishChunk(rows, meta.commitLsn, meta.xid, meta.vclock, meta.maxHlc, false, '');
+    });
+    // acknowledge.auto=false + timeoutSeconds=0: never acknowledge on a timer; only what the bus confirmed.
+    const service = new LogicalReplicationService({ connectionString: this.o.connectionString }, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
+    this.service = service;
+    const failed = new Promise<never>((_, reject) => service.on('error', reject));
+    service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
+      if (shouldRespond) await service.acknowledge(this.confirmed ?? '0/0').catch(() => undefined);
+    });
+    service.on('data', async (_lsn: string, raw: unknown) => {
+      const msg = raw as PgMessage;
+      if (msg.tag === 'begin') {
+        this.txPublishes = [];
+        this.txChunks.clear();
+        this.nextIndex = 0;
+      }
+      const tx = assembler.push(msg);
+      if (tx) await this.onCommit(tx);
+    });
+    const onAbort = () => void service.stop();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      // No start LSN: the server resumes from the slot's confirmed position, i.e. after the
+      // last transaction the bus confirmed (never from what was merely received).
+      await Promise.race([service.subscribe(new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true }), slotName(this.o.region, databaseOf(this.o.connectionString)), '0/00000000'), failed]);
+      if (!signal.aborted) await Promise.race([failed, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await service.stop().catch(() => undefined);
+      this.service = undefined;
+    }
+  }
+
+  private async onCommit(tx: AssembledTransaction): Promise<void> {
+    this.lastActivity = Date.now();
+    if (tx.fromRegionsync) this.stats.skippedEcho += 1;
+    else if (tx.rows.length > 0 || this.txChunks.size > 0) {
+      this.publishChunk(tx.rows, tx.commitLsn, tx.xid, tx.vclock, tx.maxHlc, true, tx.commitTime);
+      this.stats.transactions += 1;
+      this.o.metrics?.transactionsCaptured.inc();
+    }
+    if (tx.truncated.length > 0) this.o.log.warn({ tables: tx.truncated }, 'TRUNCATE is not replicated; run it in every region');
+    this.o.onTransaction?.(tx);
+    const publishes = this.txPublishes;
+    this.txPublishes = [];
+    const entry: Pending = { lsn: tx.commitEndLsn, settled: false, done: Promise.resolve() };
+    entry.done = Promise.all(publishes).then(
+      () => {
+        entry.settled = true;
+        void this.acknowledgeConfirmed();
+      },
+      (err: unknown) => {
+        entry.settled = true;
+        entry.failed = err;
+      },
+    );
+    this.pending.push(entry);
+    // Backpressure: stop reading WAL (the slot keeps it) while too much is unconfirmed.
+    while (this.pending.length > (this.o.maxPendingTransactions ?? 1000)) {
+      await this.pending[0]!.done;
+      if (this.pending[0]?.failed) throw this.pending[0].failed;
+      await this.acknowledgeConfirmed();
+    }
+  }
+
+  private publishChunk(rows: RowChange[], commitLsn: string, xid: number, vclock: VectorClock, maxHlc: string, last: boolean, commitTime: string): void {
+    this.stats.rows += rows.length;
+    this.o.metrics?.rowsCaptured.inc(rows.length);
+    for (const destination of this.o.destinations) {
+      const out: RowChange[] = [];
+      for (const r of rows) {
+        const filtered = this.o.egress ? this.o.egress(r, destination) : r;
+        if (filtered) out.push(filtered);
+      }
+      if (out.length === 0 && !(last && this.txChunks.has(destination))) continue;
+      this.txChunks.set(destination, (this.txChunks.get(destination) ?? 0) + 1);
+      this.sendSplit(destination, out, { commitLsn, xid, vclock, hlc: maxHlc, last, commitTime: commitTime || new Date().toISOString() });
+    }
+  }
+
+  /** Encodes one message, halving the rows until each part fits the codec's size limit. */
+  private sendSplit(destination: string, rows: RowChange[], m: { commitLsn: string; xid: number; vclock: VectorClock; hlc: string; last: boolean; commitTime: string }): void {
+    const index = this.nextIndex++;
+    const body: ChangeBody = { sourceRegion: this.o.region, destination, commitLsn: m.commitLsn, commitTime: m.commitTime, xid: m.xid, hlc: m.hlc || '000000000000000.000000', vclock: m.vclock, chunk: { index, last: m.last }, rows };
+    let data: Uint8Array;
+    try {
+      data = this.o.codec.encode(makeEnvelope('change', this.o.region, body, messageId(this.o.region, m.commitLsn, index)));
+    } catch (err) {
+      if (rows.length > 1) {
+        this.nextIndex--; // reuse the index for the first half: ids stay deterministic
+        const half = Math.ceil(rows.length / 2);
+        this.sendSplit(destination, rows.slice(0, half), { ...m, last: false });
+        this.sendSplit(destination, rows.slice(half), m);
+        return;
+      }
+      this.o.log.error({ destination, commitLsn: m.commitLsn, table: rows[0]?.table, err: errInfo(err) }, 'a single row does not fit in a message; it cannot be replicated');
+      this.txPublishes.push(Promise.reject(err));
+      return;
+    }
+    const subject = changesSubject(this.o.prefix, destination);
+    const id = messageId(this.o.region, m.commitLsn, index);
+    this.stats.messages += 1;
+    this.txPublishes.push(this.publishWithRetry(subject, data, id));
+  }
+
+  // Every failure is retried (never skipped: the slot must not move past an unconfirmed
+  // message) until the capture is stopped; the error's retryable flag only sets the pace.
+  private async publishWithRetry(subject: string, data: Uint8Array, id: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.o.publisher.publish(subject, data, { id, key: this.o.region });
+        return;
+      } catch (err) {
+        this.o.metrics?.busErrors.inc();
+        if (this.signal?.aborted) throw err;
+        if (attempt % 10 === 0) this.o.log.warn({ subject, id, attempt, retryable: isRetryable(err), err: errInfo(err) }, 'publish failed; retrying');
+        await sleep(isRetryable(err) ? backoff(attempt) : backoff(attempt + 5), this.signal);
+      }
+    }
+  }
+
+  /** Acknowledge the slot up to the newest commit whose messages (and all before it) are confirmed. */
+  private async acknowledgeConfirmed(): Promise<void> {
+    let lsn: string | undefined;
+    while (this.pending.length > 0 && this.pending[0]!.settled && !this.pending[0]!.failed) lsn = this.pending.shift()!.lsn;
+    if (lsn === undefined) return;
+    if (this.confirmed === undefined || compareLsn(lsn, this.confirmed) > 0) {
+      this.confirmed = lsn;
+      this.stats.confirmedLsn = lsn;
+      await this.service?.acknowledge(lsn).catch(() => undefined);
+    }
+  }
+
+  private async drain(): Promise<void> {
+    await Promise.allSettled(this.pending.map((p) => p.done));
+    await this.acknowledgeConfirmed();
+  }
+
+  private async idleHeartbeats(signal: AbortSignal): Promise<void> {
+    const every = this.o.idleHeartbeatMs ?? 10_000;
+    const pool = new pg.Pool({ connectionString: this.o.connectionString, max: 1 });
+    pool.on('error', () => undefined);
+    try {
+      while (!signal.aborted) {
+        await sleep(every, signal);
+        if (signal.aborted || Date.now() - this.lastActivity < every) continue;
+        await pool.query(`select pg_logical_emit_message(true, 'regionsync', 'idle')`).catch((err: unknown) => this.o.log.warn({ err: errInfo(err) }, 'idle heartbeat failed'));
+      }
+    } finally {
+      await pool.end();
+    }
+  }
+}
+
+export function errInfo(err: unknown): { message: string; code?: string } {
+  if (err instanceof Error) return { message: err.message, ...((err as { code?: string }).code ? { code: (err as { code?: string }).code } : {}) };
+  return { message: String(err) };
+}

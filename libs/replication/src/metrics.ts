@@ -1,0 +1,21 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** Replication metrics, registered on the registry the app passes in (never the global one). */
+export function createReplicationMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    transactionsCaptured: new Counter({ name: 'regionsync_transactions_captured_total', help: 'Local transactions captured from the slot and published', registers }),
+    rowsCaptured: new Counter({ name: 'regionsync_rows_captured_total', help: 'Rows captured from the slot', registers }),
+    transactionsApplied: new Counter({ name: 'regionsync_transactions_applied_total', help: 'Remote transactions (chunks) applied locally', labelNames: ['source'] as const, registers }),
+    transactionsSkipped: new Counter({ name: 'regionsync_transactions_skipped_total', help: 'Redelivered remote transactions recognised by origin progress and skipped', labelNames: ['source'] as const, registers }),
+    rowsApplied: new Counter({ name: 'regionsync_rows_applied_total', help: 'Remote rows that changed local state', labelNames: ['source'] as const, registers }),
+    conflicts: new Counter({ name: 'regionsync_conflicts_total', help: 'Concurrent writes detected (neither writer saw the other)', labelNames: ['table'] as const, registers }),
+    lagSeconds: new Gauge({ name: 'regionsync_lag_seconds', help: 'Commit-to-apply lag of the last applied transaction, per source region', labelNames: ['source'] as const, registers }),
+    busErrors: new Counter({ name: 'regionsync_bus_errors_total', help: 'Failed bus operations (publish or consume), retried', registers }),
+    captureErrors: new Counter({ name: 'regionsync_capture_errors_total', help: 'Replication stream failures (reconnected)', registers }),
+    applyErrors: new Counter({ name: 'regionsync_apply_errors_total', help: 'Apply failures (retried in place, then dead-lettered)', labelNames: ['source'] as const, registers }),
+    slotRetainedWalBytes: new Gauge({ name: 'regionsync_slot_retained_wal_bytes', help: "WAL retained by this agent's slot (current LSN minus restart LSN)", registers }),
+  };
+}
+
+export type ReplicationMetrics = ReturnType<typeof createReplicationMetrics>;

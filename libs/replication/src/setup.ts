@@ -1,0 +1,180 @@
+import type pg from 'pg';
+import { RegionsyncError } from '@regionsync/protocol';
+import { loadTableInfo, type TableInfo } from './table-info.js';
+import { META_SCHEMA, PUBLICATION, originName, quoteIdent, quoteLiteral, quoteTable, slotName, type TableName } from './sql-names.js';
+
+export interface TableConfig {
+  name: TableName;
+  strategy: 'row-lww' | 'column-lww';
+  counterColumns: string[];
+}
+
+export interface SetupOptions {
+  region: string;
+  database: string; // namespace of slot and origin names
+  regions: string[]; // every region of the cluster, including this one
+  tables: TableConfig[];
+}
+
+/** Checks the server settings logical replication needs, naming the setting and the fix. */
+export async function checkPrerequisites(db: pg.ClientBase): Promise<void> {
+  const r = await db.query<{ name: string; setting: string }>(
+    `select name, setting from pg_settings where name in ('wal_level','track_commit_timestamp','max_replication_slots','max_wal_senders')`,
+  );
+  const s = Object.fromEntries(r.rows.map((x) => [x.name, x.setting]));
+  const problems: string[] = [];
+  if (s.wal_level !== 'logical') problems.push(`wal_level is '${s.wal_level}', needs 'logical' (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)`);
+  if (s.track_commit_timestamp !== 'on') problems.push(`track_commit_timestamp is '${s.track_commit_timestamp}', needs 'on' (ALTER SYSTEM SET track_commit_timestamp = on; then restart PostgreSQL)`);
+  if (Number(s.max_replication_slots) < 1) problems.push('max_replication_slots is 0, needs at least 1 free slot');
+  if (Number(s.max_wal_senders) < 1) problems.push('max_wal_senders is 0, needs at least 1');
+  if (problems.length > 0) throw new RegionsyncError('RS_CONFIG_PREREQUISITE', `PostgreSQL is not ready for regionsync: ${problems.join('; ')}`);
+}
+
+const META_DDL = `
+create schema if not exists ${META_SCHEMA};
+create table if not exists ${META_SCHEMA}.settings (id int primary key default 1 check (id = 1), region text not null);
+create table if not exists ${META_SCHEMA}.node_clock (id int primary key default 1 check (id = 1), max_hlc text not null default '', vclock jsonb not null default '{}');
+insert into ${META_SCHEMA}.node_clock (id) values (1) on conflict do nothing;
+-- Version of every replicated row (and tombstones of deleted ones). Written by the stamp
+-- trigger for local writes and by apply for remote ones; part of the publication so the
+-- versions travel in the same WAL stream as the rows.
+create table if not exists ${META_SCHEMA}.row_versions (
+  table_name text not null,
+  pk text not null,
+  hlc text not null,
+  region text not null,
+  deleted boolean not null default false,
+  column_versions jsonb,
+  counters jsonb,
+  deleted_at jsonb,
+  seen jsonb,
+  primary key (table_name, pk)
+);
+create table if not exists ${META_SCHEMA}.conflicts (
+  id bigserial primary key,
+  table_name text not null,
+  pk text not null,
+  local_version jsonb not null,
+  remote_version jsonb not null,
+  winner text not null,
+  strategy text not null,
+  detected_at timestamptz not null default now()
+);
+create table if not exists ${META_SCHEMA}.table_schemas (table_name text primary key, fingerprint text not null, updated_at timestamptz not null default now());
+create or replace function ${META_SCHEMA}.next_hlc(floor_hlc text) returns text language plpgsql as $$
+declare
+  wall bigint := floor(extract(epoch from clock_timestamp()) * 1000);
+  fw bigint;
+  fl int;
+begin
+  if floor_hlc is null or floor_hlc = '' then return lpad(wall::text, 15, '0') || '.000000'; end if;
+  fw := split_part(floor_hlc, '.', 1)::bigint;
+  fl := split_part(floor_hlc, '.', 2)::int;
+  if wall > fw then return lpad(wall::text, 15, '0') || '.000000'; end if;
+  if fl >= 999999 then return lpad((fw + 1)::text, 15, '0') || '.000000'; end if;
+  return lpad(fw::text, 15, '0') || '.' || lpad((fl + 1)::text, 6, '0');
+end $$;
+`;
+
+function pkExpr(rec: 'NEW' | 'OLD', keys: string[]): string {
+  return keys.map((k) => `coalesce(${rec}.${quoteIdent(k)}::text, '')`).join(` || chr(31) || `);
+}
+
+/**
+ * The stamp trigger gives every local write its version: an HLC above both the row's
+ * previous version and everything this region has applied (so a write made after seeing
+ * another one always wins over it, whatever the wall clock says), and for counter
+ * columns this region's cumulative contribution. Writes made by apply (a replication
+ * origin is set up in the session) are left alone: apply records their versions itself.
+ * It is a BEFORE trigger so the version reaches the WAL just before its row.
+ */
+function stampTriggerDdl(t: TableInfo, cfg: TableConfig): string {
+  const fn = `${META_SCHEMA}.${quoteIdent(`stamp_${t.name.replace(/\W/g, '_')}`)}`;
+  const counterUpdates = cfg.counterColumns
+    .map((c) => {
+      const col = quoteIdent(c);
+      const delta = `(case when TG_OP = 'INSERT' then coalesce(NEW.${col}, 0) when TG_OP = 'UPDATE' then coalesce(NEW.${col}, 0) - coalesce(OLD.${col}, 0) else 0 end)`;
+      return `
+    if v_counters -> ${quoteLiteral(c)} is null then v_counters := v_counters || jsonb_build_object(${quoteLiteral(c)}, '{}'::jsonb); end if;
+    if ${delta} <> 0 or (v_counters -> ${quoteLiteral(c)} -> v_region) is null then
+      v_counters := jsonb_set(v_counters, array[${quoteLiteral(c)}, v_region], jsonb_build_object(
+        'total', (coalesce((v_counters -> ${quoteLiteral(c)} -> v_region ->> 'total')::numeric, 0) + ${delta})::text,
+        'version', jsonb_build_object('hlc', v_hlc, 'region', v_region)), true);
+    end if;`;
+    })
+    .join('');
+  return `
+create or replace function ${fn}() returns trigger language plpgsql as $$
+declare
+  v_pk text;
+  v_old ${META_SCHEMA}.row_versions;
+  v_max text;
+  v_seen jsonb;
+  v_region text;
+  v_hlc text;
+  v_counters jsonb;
+  v_deleted_at jsonb;
+begin
+  if pg_replication_origin_session_is_setup() then
+    if TG_OP = 'DELETE' then return OLD; end if;
+    return NEW;
+  end if;
+  if TG_OP = 'DELETE' then v_pk := ${pkExpr('OLD', t.keyColumns)}; else v_pk := ${pkExpr('NEW', t.keyColumns)}; end if;
+  select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk for update;
+  select max_hlc, vclock into v_max, v_seen from ${META_SCHEMA}.node_clock where id = 1;
+  select region into v_region from ${META_SCHEMA}.settings where id = 1;
+  v_hlc := ${META_SCHEMA}.next_hlc(greatest(coalesce(v_old.hlc, ''), coalesce(v_max, '')));
+  v_counters := coalesce(v_old.counters, '{}'::jsonb);
+  v_deleted_at := v_old.deleted_at;
+  if TG_OP = 'DELETE' then
+    v_deleted_at := jsonb_build_object('hlc', v_hlc, 'region', v_region);
+  else${counterUpdates}
+  end if;
+  insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen)
+  values (${quoteLiteral(t.name)}, v_pk, v_hlc, v_region, TG_OP = 'DELETE', null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen)
+  on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
+    column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen;
+  if TG_OP = 'DELETE' then return OLD; end if;
+  return NEW;
+end $$;
+drop trigger if exists zz_regionsync_stamp on ${quoteTable(t.name)};
+create trigger zz_regionsync_stamp before insert or update or delete on ${quoteTable(t.name)} for each row execute function ${fn}();
+`;
+}
+
+/**
+ * Creates, idempotently, everything the agent needs: metadata schema, stamp triggers,
+ * publication (replicated tables + row versions), slot and one origin per source region.
+ */
+export async function setupDatabase(db: pg.ClientBase, opts: SetupOptions): Promise<TableInfo[]> {
+  await checkPrerequisites(db);
+  const infos: TableInfo[] = [];
+  for (const t of opts.tables) infos.push(await loadTableInfo(db, t.name));
+  for (const [i, t] of opts.tables.entries()) {
+    const info = infos[i]!;
+    for (const c of t.counterColumns) {
+      if (!info.columns.some((col) => col.name === c)) throw new RegionsyncError('RS_CONFIG_INVALID', `tables.${t.name}.counterColumns: column ${c} does not exist in ${t.name}`);
+    }
+  }
+  // Serialise concurrent agents setting up the same database.
+  await db.query('select pg_advisory_lock(hashtext($1))', ['regionsync-setup']);
+  try {
+    await db.query(META_DDL);
+    await db.query(`insert into ${META_SCHEMA}.settings (id, region) values (1, $1) on conflict (id) do update set region = excluded.region`, [opts.region]);
+    for (const [i, t] of opts.tables.entries()) await db.query(stampTriggerDdl(infos[i]!, t));
+    const tableList = [...infos.map((t) => quoteTable(t.name)), `${META_SCHEMA}.row_versions`].join(', ');
+    const pub = await db.query('select 1 from pg_publication where pubname = $1', [PUBLICATION]);
+    await db.query(pub.rowCount === 0 ? `create publication ${PUBLICATION} for table ${tableList}` : `alter publication ${PUBLICATION} set table ${tableList}`);
+    for (const source of opts.regions) {
+      if (source === opts.region) continue;
+      const o = await db.query('select 1 from pg_replication_origin where roname = $1', [originName(source, opts.database)]);
+      if (o.rowCount === 0) await db.query('select pg_replication_origin_create($1)', [originName(source, opts.database)]);
+    }
+    const slot = await db.query<{ plugin: string }>('select plugin from pg_replication_slots where slot_name = $1', [slotName(opts.region, opts.database)]);
+    if (slot.rowCount === 0) await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName(opts.region, opts.database)]);
+    else if (slot.rows[0]!.plugin !== 'pgoutput') throw new RegionsyncError('RS_REPLICATION_SLOT', `slot ${slotName(opts.region, opts.database)} exists with plugin ${slot.rows[0]!.plugin}; drop it (SELECT pg_drop_replication_slot('${slotName(opts.region, opts.database)}')) and restart`);
+  } finally {
+    await db.query('select pg_advisory_unlock(hashtext($1))', ['regionsync-setup']);
+  }
+  return infos;
+}

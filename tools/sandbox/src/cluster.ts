@@ -1,0 +1,176 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { ensureStack, findRepoRoot, type StackEnv } from '@regionsync/stack';
+import { DEMO_SCHEMA_SQL, DEMO_TABLES } from './demo-schema.js';
+
+export type Broker = 'nats' | 'kafka';
+
+export interface ClusterOptions {
+  /** Database created in every region's cluster; its name namespaces slots and origins. */
+  database: string;
+  broker: Broker;
+  regions?: string[];
+  /** Cluster-wide subject/topic prefix, unique per cluster so runs never see each other. */
+  prefix?: string;
+  schemaSql?: string;
+  tables?: typeof DEMO_TABLES;
+  policyFile?: string;
+  /** Extra agent config merged into each region's file (e.g. replication tuning). */
+  agentConfig?: Record<string, unknown>;
+  /** Environment for agent processes (e.g. LD_PRELOAD for libfaketime). */
+  agentEnv?: (region: string) => NodeJS.ProcessEnv;
+  /** Drop and recreate the database (fresh cluster). Default true. */
+  fresh?: boolean;
+}
+
+export interface AgentHandle {
+  region: string;
+  databaseUrl: string;
+  httpUrl: string;
+  configPath: string;
+  logPath: string;
+  process: ChildProcess | undefined;
+}
+
+export class Cluster {
+  readonly agents = new Map<string, AgentHandle>();
+  private nextPort = 0;
+
+  private constructor(readonly env: StackEnv, readonly o: Required<Pick<ClusterOptions, 'database' | 'broker' | 'prefix'>> & ClusterOptions, readonly regions: string[], readonly dir: string) {}
+
+  static async create(o: ClusterOptions): Promise<Cluster> {
+    const env = await ensureStack();
+    const regions = o.regions ?? env.regionNames;
+    const prefix = o.prefix ?? `rs-${o.database.replace(/[^a-z0-9]/g, '')}`.slice(0, 40);
+    const dir = join(findRepoRoot(), '.stack', 'sandbox', o.database);
+    mkdirSync(dir, { recursive: true });
+    const c = new Cluster(env, { ...o, prefix }, regions, dir);
+    for (const r of regions) await c.prepareDatabase(r, o.fresh ?? true);
+    return c;
+  }
+
+  dbUrl(region: string): string {
+    const u = new URL(this.env.regions[region]!.databaseUrl);
+    u.pathname = `/${this.o.database}`;
+    return u.toString();
+  }
+
+  private async prepareDatabase(region: string, fresh: boolean): Promise<void> {
+    const admin = new pg.Client({ connectionString: this.env.regions[region]!.databaseUrl });
+    await admin.connect();
+    try {
+      const db = this.o.database;
+      if (fresh) {
+        // Slots and origins are cluster-wide: drop this database's leftovers first.
+        await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()`, [db]);
+        await admin.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active`, [db]);
+        await admin.query(`select pg_replication_origin_drop(roname) from pg_replication_origin where roname like $1`, [`regionsync_${db.replace(/\W/g, '_').toLowerCase()}_%`]);
+        await admin.query(`drop database if exists "${db}"`);
+      }
+      const exists = await admin.query('select 1 from pg_database where datname = $1', [db]);
+      if (exists.rowCount === 0) await admin.query(`create database "${db}"`);
+    } finally {
+      await admin.end();
+    }
+    const c = new pg.Client({ connectionString: this.dbUrl(region) });
+    await c.connect();
+    try {
+      await c.query(this.o.schemaSql ?? DEMO_SCHEMA_SQL);
+    } finally {
+      await c.end();
+    }
+  }
+
+  configFor(region: string, port: number): Record<string, unknown> {
+    const r = this.env.regions[region]!;
+    return {
+      region,
+      regions: this.regions,
+      database: { url: this.dbUrl(region) },
+      bus: { kind: this.o.broker, servers: this.o.broker === 'nats' ? r.nats.servers : r.kafka.brokers, prefix: this.o.prefix },
+      tables: this.o.tables ?? DEMO_TABLES,
+      ...(this.o.policyFile ? { policyFile: this.o.policyFile } : {}),
+      http: { host: '127.0.0.1', port },
+      ...this.o.agentConfig,
+    };
+  }
+
+  /** Starts (or restarts) one region's agent process and waits until it is ready. */
+  async startAgent(region: string, timeoutMs = 60_000): Promise<AgentHandle> {
+    const prev = this.agents.get(region);
+    const port = prev ? Number(new URL(prev.httpUrl).port) : 47000 + (Math.abs(hash(this.o.database)) % 200) * 10 + this.nextPort++;
+    const configPath = join(this.dir, `${region}.yaml`);
+    writeFileSync(configPath, stringify(this.configFor(region, port)));
+    const logPath = join(this.dir, `${region}.log`);
+    const log = openSync(logPath, 'a');
+    const child = spawn(process.execPath, ['--conditions=@regionsync/source', '--import', 'tsx', join(findRepoRoot(), 'apps/agent/src/main.ts'), configPath], {
+      cwd: findRepoRoot(),
+      env: { ...process.env, ...this.o.agentEnv?.(region) },
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+    const handle: AgentHandle = { region, databaseUrl: this.dbUrl(region), httpUrl: `http://127.0.0.1:${port}`, configPath, logPath, process: child };
+    this.agents.set(region, handle);
+    await waitUntil(`agent ${region} ready (log: ${logPath})`, async () => {
+      if (child.exitCode !== null) throw new Error(`agent ${region} exited with ${child.exitCode}; see ${logPath}`);
+      const res = await fetch(`${handle.httpUrl}/readyz`).catch(() => undefined);
+      return res?.status === 200;
+    }, timeoutMs);
+    return handle;
+  }
+
+  async startAll(): Promise<void> {
+    for (const r of this.regions) await this.startAgent(r);
+  }
+
+  /** SIGKILL (crash) or SIGTERM (graceful drain) one agent and wait for it to exit. */
+  async stopAgent(region: string, signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM', timeoutMs = 60_000): Promise<number | null> {
+    const h = this.agents.get(region);
+    const p = h?.process;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+    p.kill(signal);
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.agents.keys()) await this.stopAgent(r, 'SIGTERM');
+  }
+
+  async query<T extends pg.QueryResultRow = pg.QueryResultRow>(region: string, sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new pg.Client({ connectionString: this.dbUrl(region) });
+    await c.connect();
+    try {
+      return (await c.query<T>(sql, params)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+}
+
+export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      last = err;
+      if (err instanceof Error && /exited with/.test(err.message)) throw err;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
+}
+
+function hash(s: string): number {
+  let h = 0;
+  for (const ch of s) h = (h * 31 + ch.charCodeAt(0)) | 0;
+  return h;
+}
