@@ -8,14 +8,14 @@ import { changesSubject, createCodec, heartbeatsSubject, isRetryable, makeEnvelo
 import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
+import { loadPolicy, policyRuntime, type PolicyRuntime } from './policy-hooks.js';
 
 export type AgentMode = 'starting' | 'connected' | 'autonomous' | 'catching-up' | 'draining' | 'refusing';
 
 export interface AgentHooks {
+  /** Test hook: replaces the policy-derived filters (documented; used by no production path). */
   egress?: EgressFilter;
   ingress?: IngressFilter;
-  policyHash?: string;
-  configHash?: string;
 }
 
 /**
@@ -36,6 +36,7 @@ export class Agent {
   private http: Server | undefined;
   private loops: Promise<void>[] = [];
   private mode: AgentMode = 'starting';
+  private policy: PolicyRuntime = { policyHash: 'none' };
   private readyFlag = false;
   private startedAt = Date.now();
   private retainedWal = 0;
@@ -64,6 +65,7 @@ export class Agent {
       db.release();
     }
     log.info({ tables: cfg.tables.length, slot: slotName(cfg.region, databaseOf(cfg.database.url)) }, 'database ready');
+    this.policy = await policyRuntime(cfg, loadPolicy(cfg), this.pool, this.registry, log.child({ component: 'gdpr' }));
 
     const codec = createCodec();
     this.bus = createBus({ kind: cfg.bus.kind, servers: cfg.bus.servers, prefix: cfg.bus.prefix, clientId: `regionsync-agent-${cfg.region}`, log: log.child({ component: 'bus' }) });
@@ -71,7 +73,7 @@ export class Agent {
     await this.bus.provision({ regions: cfg.regions });
     log.info({ kind: cfg.bus.kind }, 'bus ready');
 
-    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress });
+    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx });
     const adb = await this.pool.connect();
     try {
       await this.applier.init(adb);
@@ -116,7 +118,8 @@ export class Agent {
       codec,
       log: log.child({ component: 'capture' }),
       metrics: this.metrics,
-      egress: this.hooks.egress,
+      egress: this.hooks.egress ?? this.policy.egress,
+      ackBarrier: this.policy.ackBarrier,
       chunkRows: cfg.replication.chunkRows,
       maxPendingTransactions: cfg.replication.maxPendingTransactions,
       idleHeartbeatMs: cfg.replication.idleHeartbeatMs,
@@ -173,7 +176,7 @@ export class Agent {
           vclock: {},
           slotRetainedWalBytes: this.retainedWal,
           configHash: this.configHash,
-          policyHash: this.hooks.policyHash ?? 'none',
+          policyHash: this.policy.policyHash,
           deps: { database: { ok: true }, bus: { ok: connected } },
           pausedTables: [],
           alarms: [],

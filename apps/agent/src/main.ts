@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { errorCode } from '@regionsync/protocol';
 import { resolveConfig } from './config.js';
 import { Agent } from './agent.js';
-import { policyHooks } from './policy-hooks.js';
+import { loadPolicy } from './policy-hooks.js';
 
 async function main(): Promise<void> {
   const configPath = process.argv[2] ?? process.env.REGIONSYNC_CONFIG;
@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   }
   const cfg = resolveConfig(process.env, { configYaml, configPath });
   const log = pino({ level: cfg.logLevel, base: { region: cfg.region, pid: process.pid } });
-  const agent = new Agent(cfg, log, policyHooks(cfg, log));
+  loadPolicy(cfg); // fail before connecting anything when the policy file is wrong
+  const agent = new Agent(cfg, log);
   let signals = 0;
   const onSignal = (sig: string) => {
     signals += 1;

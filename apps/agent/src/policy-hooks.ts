@@ -1,12 +1,71 @@
+import type pg from 'pg';
 import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { AUDIT_DDL, AuditQueue, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, hashKeyFromEnv, ingressDecision, loadPolicyFile, policyHash, type Policy } from '@regionsync/gdpr';
+import { RegionsyncError, type RowChange } from '@regionsync/protocol';
+import { errInfo, type EgressFilter, type IngressFilter } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
-import type { AgentHooks } from './agent.js';
 
-/** Residency enforcement hooks; without a policy file every row may go everywhere. */
-export function policyHooks(cfg: AgentConfig, log: Logger): AgentHooks {
-  if (!cfg.policyFile) {
+export interface PolicyRuntime {
+  policyHash: string;
+  egress?: EgressFilter;
+  ingress?: IngressFilter;
+  ackBarrier?: () => Promise<void>;
+  auditInTx?: (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => Promise<void>;
+}
+
+/** Loads and validates the policy file (fails fast with the key that is wrong). */
+export function loadPolicy(cfg: AgentConfig): Policy | undefined {
+  return cfg.policyFile ? loadPolicyFile(cfg.policyFile) : undefined;
+}
+
+const rowOf = (r: RowChange): Record<string, string | null> => ({ ...(r.values ?? {}), ...r.key });
+
+/**
+ * Residency enforcement: egress per destination at capture (send, redact, withhold —
+ * withheld and redacted transfers audited), ingress again at apply (refused rows audited
+ * in the apply transaction and counted as violations). Without a policy every row travels.
+ */
+export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined, pool: pg.Pool, registry: Registry, log: Logger): Promise<PolicyRuntime> {
+  if (!policy) {
     log.warn({}, 'no policyFile configured: every row may be replicated to every region');
-    return {};
+    return { policyHash: 'none' };
   }
-  return {};
+  const db = await pool.connect();
+  try {
+    await db.query(AUDIT_DDL);
+    const cols = await db.query<{ t: string; c: string }>(
+      `select n.nspname || '.' || c.relname as t, a.attname as c from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+        where c.relkind in ('r','p') and a.attnum > 0 and not a.attisdropped and n.nspname not in ('pg_catalog','information_schema','regionsync')`,
+    );
+    const live: Record<string, string[]> = {};
+    for (const r of cols.rows) (live[r.t] ??= []).push(r.c);
+    const problems = checkPolicyAgainstSchema(policy, live).filter((p) => cfg.tables.some((t) => p.startsWith(`tables.${t.name}`)));
+    if (problems.length > 0) throw new RegionsyncError('RS_GDPR_POLICY_INVALID', `${cfg.policyFile}: does not match the database: ${problems.join('; ')}`);
+  } finally {
+    db.release();
+  }
+  const hashKey = hashKeyFromEnv(policy);
+  const transfers = new Counter({ name: 'regionsync_gdpr_transfers_total', help: 'Egress decisions per destination (send, redact, withhold)', labelNames: ['destination', 'decision'] as const, registers: [registry] });
+  const violations = new Counter({ name: 'regionsync_gdpr_violations_total', help: 'Incoming rows refused by the local residency check (should stay 0)', labelNames: ['source'] as const, registers: [registry] });
+  const audit = new AuditQueue(pool, cfg.region, (err) => log.warn({ err: errInfo(err) }, 'audit write failed; retrying'));
+  const egress: EgressFilter = (row, destination) => {
+    const d = egressDecision(policy, { table: row.table, row: rowOf(row), sourceRegion: cfg.region, destination });
+    transfers.inc({ destination, decision: d.action });
+    if (d.action === 'send') return row;
+    audit.record({ at: Date.now(), kind: d.action === 'redact' ? 'redacted' : 'withheld', table: row.table, key: auditKey(policy, row.table, row.key), destination, reason: d.reason });
+    if (d.action === 'withhold') return null;
+    return { ...row, values: applyRedaction(row.values ?? {}, d.columns, d.actions, hashKey), redacted: d.columns };
+  };
+  const ingress: IngressFilter = (row, sourceRegion) => {
+    const d = ingressDecision(policy, { table: row.table, row: rowOf(row), sourceRegion, localRegion: cfg.region });
+    if (d.action === 'accept') return { accept: true };
+    violations.inc({ source: sourceRegion });
+    log.error({ table: row.table, source: sourceRegion, reason: d.reason }, 'residency violation: incoming row refused');
+    return { accept: false, reason: d.reason };
+  };
+  const auditInTx = async (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => {
+    await appendAuditInTx(db, cfg.region, refused.map((r) => ({ at: Date.now(), kind: 'refused' as const, table: r.row.table, key: auditKey(policy, r.row.table, r.row.key), destination: cfg.region, reason: r.reason as never })));
+  };
+  return { policyHash: policyHash(policy), egress, ingress, ackBarrier: () => audit.flushed(), auditInTx };
 }

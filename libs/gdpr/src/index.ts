@@ -9,3 +9,4 @@ export * from './decide.js';
 export * from './audit-chain.js';
 export * from './audit-export.js';
 export * from './demo-policy.js';
+export { AUDIT_DDL, appendAuditInTx, readAudit, AuditQueue } from './audit-store.js';

@@ -21,6 +21,8 @@ export interface ApplyOptions {
   metrics?: ReplicationMetrics;
   ingress?: IngressFilter;
   onRefused?: (row: RowChange, sourceRegion: string, reason: string) => void;
+  /** Records refused rows inside the apply transaction, so the audit commits with it. */
+  auditInTx?: (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => Promise<void>;
 }
 
 export type ApplyOutcome = 'applied' | 'skipped';
@@ -107,9 +109,11 @@ export class Applier {
 
   private async applyRows(db: pg.ClientBase, body: ChangeBody): Promise<number> {
     const byTable = new Map<string, RowChange[]>();
+    const refused: { row: RowChange; sourceRegion: string; reason: string }[] = [];
     for (const row of body.rows) {
       const verdict = this.o.ingress?.(row, body.sourceRegion) ?? { accept: true as const };
       if (!verdict.accept) {
+        refused.push({ row, sourceRegion: body.sourceRegion, reason: verdict.reason });
         this.o.onRefused?.(row, body.sourceRegion, verdict.reason);
         continue;
       }
@@ -118,6 +122,7 @@ export class Applier {
       if (list) list.push(row);
       else byTable.set(t, [row]);
     }
+    if (refused.length > 0) await this.o.auditInTx?.(db, refused);
     let changed = 0;
     for (const [table, rows] of byTable) {
       const t = this.tables.get(table);

@@ -37,6 +37,8 @@ export interface CaptureOptions {
   maxPendingTransactions?: number;
   /** Emit a logical message this often when idle, so an idle slot keeps advancing. */
   idleHeartbeatMs?: number;
+  /** Awaited with a transaction's publishes before its slot acknowledgement (e.g. audit flush). */
+  ackBarrier?: () => Promise<void>;
   /** Local side effects after a local or applied transaction is seen (cache, content). */
   onTransaction?: (tx: AssembledTransaction) => void;
 }
@@ -136,6 +138,7 @@ export class Capture {
     this.o.onTransaction?.(tx);
     const publishes = this.txPublishes;
     this.txPublishes = [];
+    if (this.o.ackBarrier && publishes.length > 0) publishes.push(this.o.ackBarrier());
     const entry: Pending = { lsn: tx.commitEndLsn, settled: false, done: Promise.resolve() };
     entry.done = Promise.all(publishes).then(
       () => {

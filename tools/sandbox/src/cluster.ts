@@ -24,6 +24,8 @@ export interface ClusterOptions {
   agentEnv?: (region: string) => NodeJS.ProcessEnv;
   /** Drop and recreate the database (fresh cluster). Default true. */
   fresh?: boolean;
+  /** Agents outlive this process (sandbox): detached, tracked by pid files in the cluster dir. */
+  detached?: boolean;
 }
 
 export interface AgentHandle {
@@ -110,8 +112,13 @@ export class Cluster {
       cwd: findRepoRoot(),
       env: { ...process.env, ...this.o.agentEnv?.(region) },
       stdio: ['ignore', log, log],
+      detached: this.o.detached ?? false,
     });
     closeSync(log);
+    if (this.o.detached) {
+      child.unref();
+      writeFileSync(join(this.dir, `${region}.pid`), String(child.pid));
+    }
     const handle: AgentHandle = { region, databaseUrl: this.dbUrl(region), httpUrl: `http://127.0.0.1:${port}`, configPath, logPath, process: child };
     this.agents.set(region, handle);
     await waitUntil(`agent ${region} ready (log: ${logPath})`, async () => {
