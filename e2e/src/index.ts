@@ -1,1 +1,2 @@
-export {};
+export * from './workload.js';
+export * from './checkers.js';
