@@ -90,7 +90,7 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
         maxBytesPerPartition: fetchBytes(opts.maxInFlight),
         maxBytes: fetchBytes(opts.maxInFlight),
         maxWaitTimeInMs: 100,
-        sessionTimeout: 30_000,
+        sessionTimeout: 10_000,
         heartbeatInterval: 3_000,
         retry: { initialRetryTime: backoff.initialMs, maxRetryTime: backoff.maxMs, retries: 8 },
       });

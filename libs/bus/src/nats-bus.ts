@@ -15,8 +15,10 @@ const DAY_MS = 86_400_000;
 export const NATS_STREAM_DEFAULTS = {
   maxAgeMs: 7 * DAY_MS,
   duplicateWindowMs: 10 * 60_000,
-  changesMaxBytes: 1024 ** 3,
-  otherMaxBytes: 256 * 1024 ** 2,
+  // JetStream reserves max_bytes up front against the server's store (8 GB locally), so
+  // keep per-stream limits moderate; pass CreateBusExtras.nats.streamMaxBytes to change.
+  changesMaxBytes: 256 * 1024 ** 2,
+  otherMaxBytes: 64 * 1024 ** 2,
 };
 
 export interface NatsBusExtras {
