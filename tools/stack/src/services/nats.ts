@@ -23,7 +23,9 @@ ping_max: 2
 jetstream {
   store_dir: "${join(dir, 'js')}"
   max_memory_store: 256MB
-  max_file_store: 8GB
+  # A cap on what streams may reserve (JetStream reserves every stream's max_bytes up front),
+  # not disk actually used: many test clusters each reserve a few GB.
+  max_file_store: 512GB
 }
 `);
     startDetached(run, join(layout.stateDir, 'logs'), { name: NAME, command: bin, args: ['-c', conf] });
