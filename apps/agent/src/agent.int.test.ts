@@ -1,0 +1,104 @@
+// The agent as a process on the real stack: prerequisites, acknowledgement only after the
+// bus confirmed, health/metrics, drain on SIGTERM, no row values in logs, exactly-once apply.
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { cutLink, restoreLink } from '@regionsync/stack';
+import { Cluster, waitUntil } from '@regionsync/sandbox';
+import { compareLsn, errorCode } from '@regionsync/protocol';
+import { setupDatabase } from '@regionsync/replication';
+
+const US = 'us-east-1';
+const EU = 'eu-west-1';
+let cluster: Cluster;
+
+async function confirmedFlush(region: string): Promise<string> {
+  const r = await cluster.query<{ lsn: string }>(region, `select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name like 'regionsync_agent_ops_%'`);
+  return r[0]!.lsn;
+}
+
+beforeAll(async () => {
+  cluster = await Cluster.create({ database: 'agent_ops', broker: 'nats', regions: [US, EU] });
+  await cluster.startAll();
+});
+afterAll(async () => {
+  await restoreLink(US, 'nats').catch(() => undefined);
+  await cluster?.stop();
+});
+
+describe('agent on the real stack', () => {
+  it('refuses a table without a primary key, naming the table and the fix', async () => {
+    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
+    await db.connect();
+    try {
+      await db.query('create table if not exists public.no_pk (a int)');
+      const err = await setupDatabase(db, { region: US, database: 'agent_ops', regions: [US, EU], tables: [{ name: 'public.no_pk', strategy: 'row-lww', counterColumns: [] }] }).catch((e: unknown) => e as Error);
+      expect(errorCode(err)).toBe('RS_REPLICATION_PREREQUISITE');
+      expect((err as Error).message).toMatch(/public\.no_pk has no primary key.*ADD PRIMARY KEY/);
+      const missing = await setupDatabase(db, { region: US, database: 'agent_ops', regions: [US, EU], tables: [{ name: 'public.nope', strategy: 'row-lww', counterColumns: [] }] }).catch((e: unknown) => e as Error);
+      expect((missing as Error).message).toMatch(/public\.nope does not exist/);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('serves /healthz, /readyz and Prometheus /metrics', async () => {
+    const h = cluster.agents.get(US)!;
+    const health = (await (await fetch(`${h.httpUrl}/healthz`)).json()) as { mode: string; region: string };
+    expect(health).toMatchObject({ region: US, mode: 'connected' });
+    expect((await fetch(`${h.httpUrl}/readyz`)).status).toBe(200);
+    const metrics = await (await fetch(`${h.httpUrl}/metrics`)).text();
+    for (const name of ['regionsync_lag_seconds', 'regionsync_transactions_captured_total', 'regionsync_rows_captured_total', 'regionsync_transactions_applied_total', 'regionsync_rows_applied_total', 'regionsync_conflicts_total', 'regionsync_slot_retained_wal_bytes', 'regionsync_bus_errors_total']) {
+      expect(metrics, name).toContain(name);
+    }
+  });
+
+  it('acknowledges the slot only after the bus confirmed: a cut link holds the slot back, restore delivers', async () => {
+    await cutLink(US, 'nats');
+    const id = 900_001;
+    const [{ lsn }] = await cluster.query<{ lsn: string }>(US, `insert into products values ($1, 'cut', 1, 5, now()) returning pg_current_wal_lsn()::text as lsn`, [id]);
+    // Observe for a bounded window while cut: the confirmed position must stay behind the write.
+    const until = Date.now() + 5000;
+    while (Date.now() < until) {
+      expect(compareLsn(await confirmedFlush(US), lsn!)).toBeLessThan(0);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const health = (await (await fetch(`${cluster.agents.get(US)!.httpUrl}/healthz`)).json()) as { mode: string };
+    expect(health.mode).toBe('autonomous');
+    await restoreLink(US, 'nats');
+    await waitUntil('row delivered after the link returned', async () => (await cluster.query(EU, 'select 1 from products where id = $1', [id])).length === 1, 90_000);
+    await waitUntil('slot acknowledged past the write', async () => compareLsn(await confirmedFlush(US), lsn!) >= 0, 30_000);
+  });
+
+  it('drains on SIGTERM (exit 0) and loses nothing across the restart; logs hold keys, never values', async () => {
+    const canary = `canary-${Date.now()}@pii.example`;
+    for (let i = 0; i < 50; i++) await cluster.query(US, `insert into users values (gen_random_uuid(), $1, $2, 'Canary Person', now())`, [US, `${i}-${canary}`]);
+    const code = await cluster.stopAgent(US, 'SIGTERM');
+    expect(code).toBe(0);
+    await cluster.startAgent(US);
+    await waitUntil('all 50 canary users in eu-west-1', async () => (await cluster.query<{ n: number }>(EU, 'select count(*)::int as n from users where email like $1', [`%${canary}`]))[0]!.n === 50, 60_000);
+    for (const r of [US, EU]) expect(readFileSync(cluster.agents.get(r)!.logPath, 'utf8')).not.toContain(canary);
+  });
+
+  it('applies each source transaction once: origin progress makes redelivery a no-op', async () => {
+    // Every write apply makes to this row in eu-west-1 is counted by a trigger: a change
+    // applied twice would show up as an extra write.
+    await cluster.query(EU, `create table if not exists apply_writes (id bigint primary key, n int not null)`);
+    await cluster.query(EU, `create or replace function count_apply_write() returns trigger language plpgsql as $$ begin
+      insert into apply_writes values (NEW.id, 1) on conflict (id) do update set n = apply_writes.n + 1; return NEW; end $$`);
+    await cluster.query(EU, `drop trigger if exists count_apply_write on products; create trigger count_apply_write after insert or update on products for each row when (NEW.id = 900002) execute function count_apply_write()`);
+    const [{ n: before }] = await cluster.query<{ n: number }>(EU, `select count(*)::int as n from regionsync.row_versions`);
+    await cluster.query(US, `insert into products values (900002, 'once', 1, 10, now())`);
+    await waitUntil('product in eu-west-1', async () => (await cluster.query(EU, 'select 1 from products where id = 900002')).length === 1, 30_000);
+    for (let i = 0; i < 5; i++) await cluster.query(US, `update products set stock = stock + 1 where id = 900002`);
+    // Kill the receiver without draining: whatever it had not acknowledged is redelivered.
+    await cluster.stopAgent(EU, 'SIGKILL');
+    await cluster.startAgent(EU);
+    await waitUntil('counter converged', async () => (await cluster.query<{ s: string }>(EU, 'select stock::text as s from products where id = 900002'))[0]?.s === '15', 60_000);
+    const [{ n: after }] = await cluster.query<{ n: number }>(EU, `select count(*)::int as n from regionsync.row_versions`);
+    expect(after).toBeGreaterThan(before);
+    expect((await cluster.query<{ s: string }>(US, 'select stock::text as s from products where id = 900002'))[0]?.s).toBe('15');
+    // One insert and five updates committed in us-east-1: exactly six writes applied here.
+    expect((await cluster.query<{ n: number }>(EU, 'select n from apply_writes where id = 900002'))[0]?.n).toBe(6);
+  });
+});

@@ -1,3 +1,0 @@
-import { intConfig } from '../../vitest.shared.js';
-
-export default intConfig();
