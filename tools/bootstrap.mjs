@@ -9,6 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
+// Node 20 is the supported runtime here; the AWS SDK's notice about Node 22 is noise in every log.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const tsxRun = ['--conditions=@regionsync/source', '--import', 'tsx'];
 
 function sh(cmd, args, opts = {}) {

@@ -1,6 +1,6 @@
 // npm run sandbox -- up|down|status: the stack plus one agent per region on the demo
 // schema and policy, left running for external scripts. Prints one JSON document.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findRepoRoot, up } from '@regionsync/stack';
 import { Cluster, type Broker } from './cluster.js';
@@ -48,7 +48,9 @@ async function main(cmd: string | undefined): Promise<number> {
     }
     const cluster = await Cluster.create({ database: DATABASE, broker, detached: true, fresh: running.length === 0, policyFile: demoPolicyPath() });
     for (const r of regions) if (pidOf(r) === undefined) await cluster.startAgent(r);
-    console.log(JSON.stringify(await describe(regions, cluster), null, 2));
+    const doc = JSON.stringify(await describe(regions, cluster), null, 2);
+    writeFileSync(join(dir, 'sandbox.json'), doc);
+    console.log(doc);
     return 0;
   }
   if (cmd === 'down') {

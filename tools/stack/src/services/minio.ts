@@ -4,6 +4,9 @@ import type { StackLayout } from '../config.js';
 import { binPath, type Log } from '../install.js';
 import { assertPortFree, ensureDir, pidFile, runningPid, startDetached, stopManaged, waitFor } from '../process.js';
 
+// Node 20 is the supported runtime; the SDK's notice about Node 22 would clutter every log.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const NAME = 'minio';
 export const S3_ACCESS_KEY = 'regionsync';
 export const S3_SECRET_KEY = 'regionsync-secret';
