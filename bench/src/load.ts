@@ -1,0 +1,89 @@
+// The two workloads. Both write only on the source; ids never overlap between phases.
+import pg from 'pg';
+import { cpuSeconds } from './proc.js';
+import { LATENCY_ID_BASE } from './schema.js';
+import { log, sleep } from './pg-util.js';
+
+const PAYLOAD = "repeat('x', 100)";
+
+/** Bulk phase: `rows` rows in `txRows`-row autocommit transactions from one connection, as fast as it goes. */
+export async function bulkLoad(url: string, rows: number, txRows: number): Promise<{ loadS: number; writerCpuS: number }> {
+  const c = new pg.Client({ connectionString: url, application_name: 'regionsync-bench-writer' });
+  await c.connect();
+  try {
+    const pid = (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+    const cpu0 = cpuSeconds(pid) ?? 0;
+    const t0 = performance.now();
+    for (let first = 0; first < rows; first += txRows) {
+      const last = Math.min(rows, first + txRows) - 1;
+      await c.query(`insert into public.bench_rows (id, payload, sent_at) select g, ${PAYLOAD}, clock_timestamp() from generate_series($1::bigint, $2::bigint) g`, [first, last]);
+    }
+    const loadS = (performance.now() - t0) / 1000;
+    return { loadS, writerCpuS: (cpuSeconds(pid) ?? 0) - cpu0 };
+  } finally {
+    await c.end();
+  }
+}
+
+export interface PacedResult {
+  issued: number;
+  failed: number;
+  offeredPerS: number;
+  achievedPerS: number;
+  maxBacklog: number;
+  /** CPU seconds the source's writer backends spent (inserts, incl. triggers, and commits). */
+  writerCpuS: number;
+  firstId: number;
+  lastId: number;
+}
+
+/**
+ * Latency phase: open loop. Single-row autocommit inserts are offered at `ratePerS` for
+ * `durationS`, whatever the commit times (a closed loop on one connection cannot hold
+ * 1,000/s); `connections` sessions share the work. sent_at is clock_timestamp() in the
+ * insert itself, so client-side queueing never counts as replication latency.
+ */
+export async function pacedLoad(url: string, ratePerS: number, durationS: number, connections: number): Promise<PacedResult> {
+  const pool = new pg.Pool({ connectionString: url, max: connections, application_name: 'regionsync-bench-writer' });
+  const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
+  const pids = await Promise.all(clients.map(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid));
+  clients.forEach((c) => c.release());
+  const cpuOf = () => pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0);
+  const cpu0 = cpuOf();
+  const sql = `insert into public.bench_rows (id, payload, sent_at) values ($1, ${PAYLOAD}, clock_timestamp())`;
+  let issued = 0;
+  let done = 0;
+  let failed = 0;
+  let maxBacklog = 0;
+  const inflight = new Set<Promise<void>>();
+  const start = performance.now();
+  const end = start + durationS * 1000;
+  let lastLog = start;
+  for (let now = start; now < end; now = performance.now()) {
+    const due = Math.floor(((now - start) * ratePerS) / 1000);
+    while (issued < due) {
+      const id = LATENCY_ID_BASE + issued++;
+      const p: Promise<void> = pool.query(sql, [id]).then(
+        () => void done++,
+        (err: unknown) => {
+          failed++;
+          if (failed <= 3) log(`latency insert ${id} failed: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    }
+    maxBacklog = Math.max(maxBacklog, inflight.size);
+    if (now - lastLog > 2000) {
+      lastLog = now;
+      log(`  paced load: ${issued} offered, ${done} committed, backlog ${inflight.size}`);
+    }
+    await sleep(1);
+  }
+  const offeredS = (performance.now() - start) / 1000;
+  await Promise.all(inflight);
+  const totalS = (performance.now() - start) / 1000;
+  const writerCpuS = cpuOf() - cpu0;
+  await pool.end();
+  return { issued, failed, offeredPerS: issued / offeredS, achievedPerS: done / totalS, maxBacklog, writerCpuS, firstId: LATENCY_ID_BASE, lastId: LATENCY_ID_BASE + issued - 1 };
+}

@@ -1,0 +1,120 @@
+// Linux /proc readers: resident memory and CPU time of processes on this machine.
+import { readFileSync, readdirSync } from 'node:fs';
+
+const CLK_TCK = 100;
+
+export function rssMb(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU seconds of one process (all its threads). */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15 (utime, stime)
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy and total CPU seconds of the whole machine (every core), from /proc/stat. */
+export function machineCpu(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0) / CLK_TCK;
+  const idle = ((v[3] ?? 0) + (v[4] ?? 0)) / CLK_TCK;
+  return { busy: total - idle, total };
+}
+
+/** Pids whose command line contains `needle` (e.g. the broker's process). */
+export function pidsMatching(needle: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ').includes(needle)) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Max RSS of a set of processes, sampled on an interval until stopped. */
+export class RssSampler {
+  private timer: NodeJS.Timeout | undefined;
+  readonly maxMb = new Map<string, number>();
+
+  constructor(private readonly pids: () => Record<string, number | undefined>, private readonly everyMs = 100) {}
+
+  start(): this {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), this.everyMs);
+    return this;
+  }
+
+  sample(): void {
+    for (const [name, pid] of Object.entries(this.pids())) {
+      if (pid === undefined) continue;
+      const mb = rssMb(pid);
+      if (mb !== undefined && mb > (this.maxMb.get(name) ?? 0)) this.maxMb.set(name, mb);
+    }
+  }
+
+  stop(): number {
+    if (this.timer) clearInterval(this.timer);
+    this.sample();
+    return Math.max(0, ...this.maxMb.values());
+  }
+}
+
+/** CPU seconds used by named process groups between start() and stop(). */
+export class CpuMeter {
+  private before = new Map<string, number>();
+  private machineBefore = machineCpu();
+  private wallBefore = performance.now();
+  private selfBefore = process.cpuUsage();
+
+  constructor(private readonly groups: () => Record<string, number[]>) {}
+
+  private read(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const [name, pids] of Object.entries(this.groups())) out.set(name, pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0));
+    return out;
+  }
+
+  start(): this {
+    this.before = this.read();
+    this.machineBefore = machineCpu();
+    this.wallBefore = performance.now();
+    this.selfBefore = process.cpuUsage();
+    return this;
+  }
+
+  /** Per group: CPU seconds and share of one core over the interval; plus bench itself and the whole machine. */
+  stop(): { wallS: number; groups: Record<string, number>; benchS: number; machineBusyS: number; machineTotalS: number } {
+    const after = this.read();
+    const m = machineCpu();
+    const self = process.cpuUsage(this.selfBefore);
+    const groups: Record<string, number> = {};
+    for (const [k, v] of after) groups[k] = round(v - (this.before.get(k) ?? v), 2);
+    return {
+      wallS: round((performance.now() - this.wallBefore) / 1000, 2),
+      groups,
+      benchS: round((self.user + self.system) / 1e6, 2),
+      machineBusyS: round(m.busy - this.machineBefore.busy, 2),
+      machineTotalS: round(m.total - this.machineBefore.total, 2),
+    };
+  }
+}
+
+export function round(v: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}

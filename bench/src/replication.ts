@@ -1,0 +1,113 @@
+// `npm run bench -- replication`: regionsync on NATS and on Kafka against PostgreSQL's
+// native logical replication, between the same two clusters (us-east-1 → eu-west-1).
+//   (a) throughput: BENCH_ROWS rows (default 200,000) in 1,000-row transactions, time
+//       from the first commit until all are visible in the destination;
+//   (b) latency: single-row commits offered open-loop at 1,000/s for 10 s, p50/p99 of
+//       arrived_at − sent_at (same machine, same clock).
+// The three systems run one after another on their own database pairs. Progress and the
+// "where the time goes" breakdown go to stderr; the last stdout line is one JSON object.
+import { ensureStack } from '@regionsync/stack';
+import { bulkLoad, pacedLoad } from './load.js';
+import { arrivalSpanS, latencyStats, waitVisible } from './measure.js';
+import { measurePhase } from './phase.js';
+import { log, sleep } from './pg-util.js';
+import { round, RssSampler } from './proc.js';
+import { nativeSystem, regionsyncSystem, type SystemName, type SystemUnderTest } from './systems.js';
+
+const SRC = 'us-east-1';
+const DST = 'eu-west-1';
+
+function intEnv(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`${name}: expected a positive integer, got '${raw}'`);
+  return v;
+}
+
+interface SystemResult {
+  rows_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  agent_rss_mb?: number;
+}
+
+async function runSystem(s: SystemUnderTest, o: { rows: number; txRows: number; rate: number; seconds: number; connections: number }): Promise<SystemResult> {
+  log(`${s.name}: setting up ${s.database} in ${SRC} → ${DST}`);
+  await s.setup();
+  const rss = new RssSampler(() => s.agentPids()).start();
+  try {
+    // (a) throughput
+    log(`${s.name}: throughput, ${o.rows} rows in ${o.txRows}-row transactions`);
+    const { result: tp } = await measurePhase(s, 'throughput', async () => {
+      const t0 = performance.now();
+      const visible = waitVisible(s.dstUrl, 0, o.rows - 1, o.rows, 30 * 60_000, (n) => log(`  ${n} of ${o.rows} rows visible`));
+      const { loadS, writerCpuS } = await bulkLoad(s.srcUrl, o.rows, o.txRows);
+      log(`  source committed ${o.rows} rows in ${loadS.toFixed(2)} s (${Math.round(o.rows / loadS)} rows/s; writer backend CPU ${writerCpuS.toFixed(2)} s)`);
+      const tVisible = await visible;
+      return { loadS, totalS: (tVisible - t0) / 1000 };
+    });
+    const spanS = await arrivalSpanS(s.dstUrl, 0, o.rows - 1);
+    const rowsPerS = o.rows / tp.totalS;
+    log(`${s.name}: throughput ${Math.round(rowsPerS)} rows/s (${tp.totalS.toFixed(2)} s to visible; source load ${tp.loadS.toFixed(2)} s; drain after last commit ${(tp.totalS - tp.loadS).toFixed(2)} s; by database clocks ${spanS.toFixed(2)} s)`);
+
+    await sleep(2000);
+
+    // (b) latency
+    log(`${s.name}: latency, single-row commits offered at ${o.rate}/s for ${o.seconds} s on ${o.connections} connections`);
+    const { result: lat } = await measurePhase(s, 'latency', async () => {
+      const paced = await pacedLoad(s.srcUrl, o.rate, o.seconds, o.connections);
+      log(`  offered ${paced.issued} (${paced.offeredPerS.toFixed(0)}/s), committed at ${paced.achievedPerS.toFixed(0)}/s, ${paced.failed} failed, max client backlog ${paced.maxBacklog}, writer backends CPU ${paced.writerCpuS.toFixed(2)} s`);
+      await waitVisible(s.dstUrl, paced.firstId, paced.lastId, paced.issued - paced.failed, 10 * 60_000, (n) => log(`  ${n} of ${paced.issued - paced.failed} rows visible`));
+      return paced;
+    });
+    const st = await latencyStats(s.dstUrl, lat.firstId, lat.lastId);
+    log(`${s.name}: latency over ${st.n} rows: p50 ${st.p50Ms.toFixed(2)} ms, p90 ${st.p90Ms.toFixed(2)} ms, p99 ${st.p99Ms.toFixed(2)} ms, max ${st.maxMs.toFixed(2)} ms`);
+    const agentRss = rss.stop();
+    if (rss.maxMb.size > 0) log(`${s.name}: agent max RSS ${JSON.stringify(Object.fromEntries([...rss.maxMb].map(([k, v]) => [k, round(v, 1)])))} MB`);
+    return { rows_per_s: Math.round(rowsPerS), p50_ms: round(st.p50Ms, 2), p99_ms: round(st.p99Ms, 2), ...(rss.maxMb.size > 0 ? { agent_rss_mb: round(agentRss, 1) } : {}) };
+  } finally {
+    rss.stop();
+    await s.teardown().catch((err: unknown) => log(`${s.name}: teardown failed: ${err instanceof Error ? err.message : String(err)}`));
+  }
+}
+
+export async function main(args: string[]): Promise<void> {
+  const o = {
+    rows: intEnv('BENCH_ROWS', 200_000),
+    txRows: intEnv('BENCH_TX_ROWS', 1000),
+    rate: intEnv('BENCH_RATE', 1000),
+    seconds: intEnv('BENCH_LATENCY_SECONDS', 10),
+    connections: intEnv('BENCH_CONNECTIONS', 8),
+  };
+  const agentConfig = process.env.BENCH_AGENT_CONFIG ? (JSON.parse(process.env.BENCH_AGENT_CONFIG) as Record<string, unknown>) : {};
+  const only = (args[0] ?? process.env.BENCH_SYSTEMS ?? 'native,nats,kafka').split(',').map((x) => x.trim()) as SystemName[];
+  const env = await ensureStack();
+  for (const r of [SRC, DST]) if (!env.regions[r]) throw new Error(`the stack has no region ${r} (regions: ${env.regionNames.join(', ')})`);
+  log(`replication bench: ${JSON.stringify(o)}, systems ${only.join(', ')}, agent config ${JSON.stringify(agentConfig)}; machine shared with other workloads, numbers are noisy`);
+
+  const results: Partial<Record<SystemName, SystemResult | { error: string }>> = {};
+  const systems: SystemUnderTest[] = [];
+  if (only.includes('native')) systems.push(nativeSystem(env, SRC, DST));
+  if (only.includes('nats')) systems.push(regionsyncSystem('nats', env, SRC, DST, agentConfig));
+  if (only.includes('kafka')) systems.push(regionsyncSystem('kafka', env, SRC, DST, agentConfig));
+  for (const s of systems) {
+    try {
+      results[s.name] = await runSystem(s, o);
+    } catch (err) {
+      log(`${s.name}: FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      results[s.name] = { error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  const native = results.native && 'rows_per_s' in results.native ? results.native : undefined;
+  const out: Record<string, unknown> = { bench: 'replication' };
+  if (results.native) out.native = results.native;
+  for (const b of ['nats', 'kafka'] as const) {
+    const r = results[b];
+    if (!r) continue;
+    out[b] = 'rows_per_s' in r && native ? { ...r, ratio_throughput: round(r.rows_per_s / native.rows_per_s, 3), ratio_p99: round(r.p99_ms / native.p99_ms, 2) } : r;
+  }
+  if (o.rows !== 200_000) out.rows = o.rows;
+  console.log(JSON.stringify(out));
+}

@@ -1,0 +1,28 @@
+// The bench table. Same machine = same clock: latency is the destination's arrived_at
+// (set by a BEFORE trigger, destination only) minus sent_at (clock_timestamp() in the
+// source's single-row commit).
+export const BENCH_TABLE = 'public.bench_rows';
+
+export const BENCH_SCHEMA_SQL = `
+create table if not exists public.bench_rows (id bigint primary key, payload text, sent_at timestamptz, arrived_at timestamptz);
+create or replace function public.bench_set_arrived() returns trigger language plpgsql as $$
+begin
+  NEW.arrived_at := clock_timestamp();
+  return NEW;
+end $$;
+`;
+
+const triggerSql = (always: boolean) => `
+drop trigger if exists bench_arrived on public.bench_rows;
+create trigger bench_arrived before insert or update on public.bench_rows for each row execute function public.bench_set_arrived();
+${always ? 'alter table public.bench_rows enable always trigger bench_arrived;' : ''}`;
+
+/** Destination only; regionsync's apply runs in normal (origin) mode, so an ordinary trigger fires. */
+export const ARRIVED_TRIGGER_SQL = triggerSql(false);
+/** Native subscriptions apply in replica mode, which skips ordinary triggers: ENABLE ALWAYS. */
+export const ARRIVED_TRIGGER_SQL_ALWAYS = triggerSql(true);
+
+/** Ids of the latency phase start here, above every throughput id. */
+export const LATENCY_ID_BASE = 1_000_000_000;
+/** Warm-up probe rows (pipeline live before timing) use negative ids. */
+export const PROBE_ID_BASE = -1_000;
