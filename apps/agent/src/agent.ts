@@ -73,7 +73,7 @@ export class Agent {
     await this.bus.provision({ regions: cfg.regions });
     log.info({ kind: cfg.bus.kind }, 'bus ready');
 
-    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx });
+    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx, maxClockSkewMs: cfg.replication.maxClockSkewMs });
     const adb = await this.pool.connect();
     try {
       await this.applier.init(adb);
@@ -154,8 +154,13 @@ export class Agent {
         pendingTransactions: this.capture?.pendingTransactions ?? 0,
         slotRetainedWalBytes: this.retainedWal,
         apply: this.consumer?.stats() ?? null,
+        alarms: this.alarms(),
       },
     };
+  }
+
+  private alarms(): string[] {
+    return [...(this.applier?.skewAlarms.entries() ?? [])].map(([source, ms]) => `clock-skew:${source}:${ms}ms`);
   }
 
   ready(): boolean {
@@ -166,7 +171,7 @@ export class Agent {
     const codec = createCodec();
     while (!signal.aborted) {
       const connected = this.bus?.health().connected ?? false;
-      if (this.mode !== 'draining') this.setMode(connected ? 'connected' : 'autonomous');
+      if (this.mode !== 'draining') this.setMode(!connected ? 'autonomous' : (this.applier?.skewAlarms.size ?? 0) > 0 ? 'refusing' : 'connected');
       if (connected && this.bus) {
         const body: HeartbeatBody = {
           region: this.cfg.region,
@@ -179,7 +184,7 @@ export class Agent {
           policyHash: this.policy.policyHash,
           deps: { database: { ok: true }, bus: { ok: connected } },
           pausedTables: [],
-          alarms: [],
+          alarms: this.alarms(),
         };
         const id = `${this.cfg.region}:hb:${Date.now()}`;
         try {

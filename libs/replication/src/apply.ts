@@ -21,6 +21,10 @@ export interface ApplyOptions {
   metrics?: ReplicationMetrics;
   ingress?: IngressFilter;
   onRefused?: (row: RowChange, sourceRegion: string, reason: string) => void;
+  /** Largest lead of a source's HLC over the local clock before its changes are refused. */
+  maxClockSkewMs?: number;
+  /** Test hook (documented): the local physical clock, defaults to Date.now. */
+  now?: () => number;
   /** Records refused rows inside the apply transaction, so the audit commits with it. */
   auditInTx?: (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => Promise<void>;
 }
@@ -75,14 +79,28 @@ export class Applier {
   async apply(body: ChangeBody): Promise<ApplyOutcome> {
     const source = body.sourceRegion;
     if (body.destination !== this.o.region) throw new RegionsyncError('RS_REPLICATION_APPLY', `message for ${body.destination} reached ${this.o.region}`, { retryable: false });
+    this.checkSkew(body);
     const s = await this.session(source);
-    if (s.progress !== undefined && compareLsn(body.commitLsn, s.progress) <= 0) {
+    const db = s.client;
+    // Above the progress watermark nothing can have been applied yet; at or below it, the
+    // applied_messages record decides (the merge rules make a re-apply harmless anyway).
+    if (s.progress !== undefined && compareLsn(body.commitLsn, s.progress) <= 0 && (await this.wasApplied(s, source, body))) {
       this.o.metrics?.transactionsSkipped.inc({ source });
       return 'skipped';
     }
-    const db = s.client;
+    if (++this.appliedSinceGc >= 5000) {
+      this.appliedSinceGc = 0;
+      // Ids older than a day only guard against replays a re-merge would absorb anyway.
+      await db.query(`delete from ${META_SCHEMA}.applied_messages where applied_at < now() - interval '24 hours'`).catch(() => undefined);
+    }
     try {
-      await db.query('begin');
+      // Repeatable read: the merge reads rows and versions, then writes the merged state.
+      // Under read committed a local write committed in between (the stamp trigger and the
+      // row lock only serialise writers, not this read) was silently overwritten with the
+      // stale merged state: lost local write, regressed version and counter contribution.
+      // Here such a write makes ours fail with a serialization error, retried afresh.
+      await db.query('begin isolation level repeatable read');
+      await db.query(`insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) values ($1, $2::pg_lsn, $3) on conflict do nothing`, [source, body.commitLsn, body.chunk.index]);
       // Only the last chunk records origin progress: a crash between chunks re-applies the
       // earlier ones, which the merge rules make harmless (same version = no change).
       if (body.chunk.last) await db.query('select pg_replication_origin_xact_setup($1, $2)', [body.commitLsn, body.commitTime]);
@@ -92,7 +110,7 @@ export class Applier {
         [body.hlc, source],
       );
       await db.query('commit');
-      if (body.chunk.last) s.progress = body.commitLsn;
+      if (body.chunk.last && (s.progress === undefined || compareLsn(body.commitLsn, s.progress) > 0)) s.progress = body.commitLsn;
       this.o.metrics?.transactionsApplied.inc({ source });
       this.o.metrics?.rowsApplied.inc({ source }, changed);
       this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(body.commitTime)) / 1000));
@@ -105,6 +123,37 @@ export class Applier {
       await db.end().catch(() => undefined);
       throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index} failed`, { cause: err, retryable: true });
     }
+  }
+
+  private appliedSinceGc = 0;
+
+  private async wasApplied(s: SourceSession, source: string, body: ChangeBody): Promise<boolean> {
+    try {
+      const r = await s.client.query(`select 1 from ${META_SCHEMA}.applied_messages where source = $1 and commit_lsn = $2::pg_lsn and chunk = $3`, [source, body.commitLsn, body.chunk.index]);
+      return (r.rowCount ?? 0) > 0;
+    } catch (err) {
+      this.sessions.delete(source);
+      await s.client.end().catch(() => undefined);
+      throw new RegionsyncError('RS_REPLICATION_APPLY', `checking whether ${source} ${body.commitLsn} was applied failed`, { cause: err, retryable: true });
+    }
+  }
+
+  /** Sources whose clock is currently beyond the allowed skew (for health and alarms). */
+  readonly skewAlarms = new Map<string, number>();
+
+  // A change stamped further in the future than the allowed skew would win every later
+  // conflict against writes made after it: refuse it (retryable, so it is retried in place
+  // and applied once clocks agree) and alarm, rather than mis-order.
+  private checkSkew(body: ChangeBody): void {
+    const limit = this.o.maxClockSkewMs;
+    if (limit === undefined) return;
+    const aheadMs = Number(body.hlc.split('.')[0]) - (this.o.now ?? Date.now)();
+    if (aheadMs > limit) {
+      this.skewAlarms.set(body.sourceRegion, aheadMs);
+      this.o.metrics?.clockSkewRefusals.inc({ source: body.sourceRegion });
+      throw new RegionsyncError('RS_REPLICATION_CLOCK_SKEW', `changes from ${body.sourceRegion} are ${aheadMs} ms ahead of the local clock (limit ${limit} ms); refusing them until the clocks agree`, { retryable: true, details: { source: body.sourceRegion, aheadMs, limitMs: limit } });
+    }
+    this.skewAlarms.delete(body.sourceRegion);
   }
 
   private async applyRows(db: pg.ClientBase, body: ChangeBody): Promise<number> {

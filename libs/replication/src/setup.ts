@@ -60,6 +60,10 @@ create table if not exists ${META_SCHEMA}.conflicts (
   strategy text not null,
   detected_at timestamptz not null default now()
 );
+-- Messages applied, recorded in the apply transaction: a redelivery is skipped by id, and a
+-- message that arrives after a later one from the same source (publish retried after a
+-- failure) is still applied, never mistaken for a duplicate by the progress watermark.
+create table if not exists ${META_SCHEMA}.applied_messages (source text not null, commit_lsn pg_lsn not null, chunk int not null, applied_at timestamptz not null default now(), primary key (source, commit_lsn, chunk));
 create table if not exists ${META_SCHEMA}.table_schemas (table_name text primary key, fingerprint text not null, updated_at timestamptz not null default now());
 create or replace function ${META_SCHEMA}.next_hlc(floor_hlc text) returns text language plpgsql as $$
 declare
