@@ -242,6 +242,7 @@ export function checkNoResurrection(states: RegionState[]): Violation[] {
           out.push({ check: 'unversioned-row', region: s.region, detail: `${table} ${pk} is live without a row version` });
           continue;
         }
+        if (v.deleted) continue; // reported above
         const t = newestTombstone.get(k);
         if (t && compareVersions(v, t) <= 0) out.push({ check: 'resurrection', region: s.region, detail: `${table} ${pk} is live at ${v.hlc}/${v.region}, not newer than the tombstone ${t.hlc}/${t.region} held by ${t.holder}` });
       }
