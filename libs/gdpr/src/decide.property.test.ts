@@ -21,6 +21,8 @@ interface Doc {
   pii: Record<string, { action: 'redact' | 'hash' }>;
   consent: boolean;
   destinations: Record<string, { allowPii: boolean }>;
+  /** Jurisdiction → residency mode written in the file (absent: strict). */
+  jurisdictions: Record<string, { residency: 'strict' | 'open' }>;
 }
 
 const docArb: fc.Arbitrary<Doc> = fc
@@ -31,15 +33,20 @@ const docArb: fc.Arbitrary<Doc> = fc
     name: fc.option(fc.constantFrom('redact' as const, 'hash' as const), { nil: undefined }),
     consent: fc.boolean(),
     allow: fc.array(fc.tuple(fc.constantFrom('us-east-1', 'eu-west-1', 'us-west-2', 'eu-central-1', 'ap-southeast-1'), fc.boolean()), { maxLength: 3 }),
+    modes: fc.record({ us: fc.option(fc.constantFrom('strict' as const, 'open' as const), { nil: undefined }), eu: fc.option(fc.constantFrom('strict' as const, 'open' as const), { nil: undefined }), apac: fc.option(fc.constantFrom('strict' as const, 'open' as const), { nil: undefined }) }),
   })
-  .map(({ extra, residency, email, name, consent, allow }) => {
+  .map(({ extra, residency, email, name, consent, allow, modes }) => {
     const regions: Record<string, string> = { 'us-east-1': 'us', 'eu-west-1': 'eu', ...Object.fromEntries(extra) };
     const pii: Doc['pii'] = {};
     if (email !== undefined) pii.email = { action: email };
     if (name !== undefined) pii.name = { action: name };
     const hasPii = Object.keys(pii).length > 0;
     const destinations = Object.fromEntries(allow.filter(([r]) => r in regions).map(([r, a]) => [r, { allowPii: a }]));
-    return { regions, residency, pii, consent: consent && hasPii, destinations: hasPii ? destinations : {} };
+    const used = new Set(Object.values(regions));
+    const jurisdictions = Object.fromEntries(
+      Object.entries(modes).flatMap(([j, m]) => (m !== undefined && used.has(j) ? [[j, { residency: m }]] : [])),
+    );
+    return { regions, residency, pii, consent: consent && hasPii, destinations: hasPii ? destinations : {}, jurisdictions };
   });
 
 function toPolicy(doc: Doc) {
@@ -51,6 +58,7 @@ function toPolicy(doc: Doc) {
     version: 1,
     regions: doc.regions,
     hashKeyEnv: 'PII_KEY',
+    ...(Object.keys(doc.jurisdictions).length > 0 ? { jurisdictions: doc.jurisdictions } : {}),
     tables: {
       [TABLE]: {
         residency: doc.residency,
@@ -84,13 +92,21 @@ const caseArb = docArb.chain((doc) => {
   });
 });
 
-/** EU-resident by the policy text: fixed eu, or a home naming an EU region (or unknown home written in the EU). */
-function euResident(doc: Doc, row: Record<string, string | null | undefined>, source: string): boolean {
-  if (doc.residency === 'global') return false;
-  if ('jurisdiction' in doc.residency) return doc.residency.jurisdiction === 'eu';
+/** Jurisdiction of a resident row by the policy text (unknown home: the source's), undefined for global. */
+function rowJurisdiction(doc: Doc, row: Record<string, string | null | undefined>, source: string): string | undefined {
+  if (doc.residency === 'global') return undefined;
+  if ('jurisdiction' in doc.residency) return doc.residency.jurisdiction;
   const home = row.home;
-  const homeJurisdiction = typeof home === 'string' && home in doc.regions ? doc.regions[home] : doc.regions[source];
-  return homeJurisdiction === 'eu';
+  return typeof home === 'string' && home in doc.regions ? doc.regions[home] : doc.regions[source];
+}
+
+function strict(doc: Doc, jurisdiction: string): boolean {
+  return doc.jurisdictions[jurisdiction]?.residency !== 'open';
+}
+
+/** EU-resident in a strict EU: fixed eu, or a home naming an EU region (or unknown home written in the EU). */
+function euResident(doc: Doc, row: Record<string, string | null | undefined>, source: string): boolean {
+  return rowJurisdiction(doc, row, source) === 'eu' && strict(doc, 'eu');
 }
 
 describe('residency properties', () => {
@@ -100,10 +116,29 @@ describe('residency properties', () => {
         const policy = toPolicy(doc);
         const d = egressDecision(policy, { table: TABLE, row, sourceRegion: source, destination });
         if (euResident(doc, row, source) && doc.regions[destination] === 'us') expect(d.action).toBe('withhold');
-        if (d.action !== 'withhold' && doc.residency !== 'global') {
-          // Whatever travels, travels only inside the row's jurisdiction.
-          expect(euResident(doc, row, source)).toBe(doc.regions[destination] === 'eu');
+        const j = rowJurisdiction(doc, row, source);
+        if (d.action !== 'withhold' && j !== undefined && strict(doc, j)) {
+          // A strict jurisdiction's row travels only inside it.
+          expect(doc.regions[destination]).toBe(j);
         }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('an open jurisdiction row reaches every region, with its PII only where the PII may go', () => {
+    fc.assert(
+      fc.property(caseArb, ({ doc, row, source, destination }) => {
+        const j = rowJurisdiction(doc, row, source);
+        if (j === undefined || strict(doc, j)) return;
+        const policy = toPolicy(doc);
+        const d = egressDecision(policy, { table: TABLE, row, sourceRegion: source, destination });
+        expect(d.action).not.toBe('withhold');
+        const hasPii = Object.keys(doc.pii).some((c) => typeof row[c as keyof typeof row] === 'string');
+        const rule = doc.destinations[destination]?.allowPii;
+        const consented = doc.consent && (row.consent === 't' || row.consent === 'true');
+        const piiMayGo = rule !== false && (doc.regions[destination] === j || rule === true || consented);
+        expect(d.action).toBe(hasPii && !piiMayGo ? 'redact' : 'send');
       }),
       { numRuns: 1000 },
     );

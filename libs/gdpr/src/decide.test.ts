@@ -181,3 +181,64 @@ describe('auditKindFor', () => {
     expect(auditKindFor({ action: 'report', ...base })).toBe('withheld');
   });
 });
+
+describe('open and strict jurisdictions', () => {
+  const mixed = parsePolicy(`
+version: 1
+regions: { us-east-1: us, us-west-2: us, eu-west-1: eu, eu-central-1: eu, ap-southeast-1: apac }
+jurisdictions: { us: { residency: open }, eu: { residency: strict } }
+tables:
+  public.users:
+    residency: { homeRegionColumn: home_region }
+    pii: { email: { action: redact }, full_name: { action: redact } }
+    exceptions:
+      consentColumn: consent
+      destinations: { ap-southeast-1: { allowPii: true }, us-west-2: { allowPii: false } }
+  public.ledger: { residency: { jurisdiction: us } }
+`);
+  const usUser = { id: 'u9', home_region: 'us-east-1', email: 'c@example.us', full_name: 'Cy', consent: 'f' };
+  const euRow = { ...usUser, home_region: 'eu-west-1' };
+  const egress = (row: Record<string, string | null>, sourceRegion: string, destination: string) =>
+    egressDecision(mixed, { table: 'public.users', row, sourceRegion, destination });
+  const redacted = { action: 'redact', columns: ['email', 'full_name'], actions: { email: 'redact', full_name: 'redact' } };
+
+  it('sends an open jurisdiction row everywhere, redacting its PII outside the jurisdiction', () => {
+    expect(egress(usUser, 'us-east-1', 'eu-west-1')).toEqual({ ...redacted, reason: 'pii-outside-jurisdiction' });
+    expect(egress(usUser, 'us-east-1', 'us-west-2')).toEqual({ ...redacted, reason: 'pii-destination-denied' });
+    expect(egress({ ...usUser, consent: 't' }, 'us-east-1', 'eu-central-1')).toEqual({ action: 'send' });
+    expect(egress(usUser, 'us-east-1', 'ap-southeast-1')).toEqual({ action: 'send' });
+    expect(egress({ ...usUser, email: null, full_name: null }, 'us-east-1', 'eu-west-1')).toEqual({ action: 'send' });
+    expect(allowedRegions(mixed, 'public.users', usUser, 'eu-west-1')).toHaveLength(5);
+    expect(egressDecision(mixed, { table: 'public.ledger', row: { id: '1' }, sourceRegion: 'us-east-1', destination: 'eu-west-1' })).toEqual({ action: 'send' });
+  });
+  it('keeps a strict jurisdiction row inside it, also when unlisted jurisdictions default to strict', () => {
+    expect(egress(euRow, 'eu-west-1', 'us-east-1')).toEqual({ action: 'withhold', reason: 'destination-outside-jurisdiction' });
+    expect(egress({ ...euRow, consent: 't' }, 'eu-west-1', 'ap-southeast-1').action).toBe('withhold');
+    expect(egress({ ...usUser, home_region: 'ap-southeast-1' }, 'ap-southeast-1', 'us-east-1').action).toBe('withhold');
+    expect(allowedRegions(mixed, 'public.users', euRow, 'us-east-1')).toEqual(['eu-central-1', 'eu-west-1']);
+  });
+  it('routes key-only deletes and unknown homes by the source jurisdiction and its mode', () => {
+    expect(egress({ id: 'u9' }, 'us-east-1', 'eu-west-1')).toEqual({ action: 'send' });
+    expect(egress({ id: 'u9' }, 'eu-west-1', 'us-east-1').action).toBe('withhold');
+    expect(egress({ ...usUser, home_region: 'mars-1' }, 'us-east-1', 'eu-west-1')).toMatchObject({ action: 'redact' });
+  });
+  it('accepts a redacted open row abroad and refuses it unredacted', () => {
+    const ingress = (row: Record<string, string | null>, localRegion: string) => ingressDecision(mixed, { table: 'public.users', row, sourceRegion: 'us-east-1', localRegion });
+    expect(ingress({ ...usUser, email: null, full_name: null }, 'eu-west-1')).toEqual({ action: 'accept' });
+    expect(ingress(usUser, 'eu-west-1')).toEqual({ action: 'refuse', reason: 'unredacted-pii', columns: ['email', 'full_name'] });
+    expect(ingress(euRow, 'us-east-1')).toEqual({ action: 'refuse', reason: 'local-outside-jurisdiction' });
+  });
+  it('treats an open row written abroad as in place, and a move between modes by where copies may be', () => {
+    expect(misplacedDecision(mixed, { table: 'public.users', row: usUser, localRegion: 'eu-west-1' })).toEqual({ action: 'ok' });
+    // Moved from open US to strict EU: every non-EU region may hold a copy.
+    expect(misplacedDecision(mixed, { table: 'public.users', row: euRow, oldRow: usUser, localRegion: 'eu-west-1' })).toEqual({
+      action: 'report',
+      homeJurisdiction: 'eu',
+      reason: 'home-moved',
+      forwardTo: ['eu-central-1'],
+      strayIn: ['ap-southeast-1', 'us-east-1', 'us-west-2'],
+    });
+    // Moved from strict EU to open US: the row may now live anywhere.
+    expect(misplacedDecision(mixed, { table: 'public.users', row: usUser, oldRow: euRow, localRegion: 'eu-west-1' })).toEqual({ action: 'ok' });
+  });
+});

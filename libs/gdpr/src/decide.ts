@@ -9,9 +9,9 @@ import type { EgressReason, IngressReason, MisplacedReason } from './reasons.js'
 import { isHashedPii } from './redaction.js';
 import {
   jurisdictionOf,
+  mayLiveIn,
   piiColumnsPresent,
   piiVerdict,
-  regionsOf,
   residencyOf,
   tablePolicyOf,
   type RowValues,
@@ -46,7 +46,7 @@ export function egressDecision(policy: Policy, input: EgressInput): EgressDecisi
   const destJurisdiction = jurisdictionOf(policy, destination);
   if (destJurisdiction === undefined) return { action: 'withhold', reason: 'destination-not-in-policy' };
   const residency = residencyOf(policy, table, row, sourceRegion);
-  if (residency.kind === 'jurisdiction' && residency.jurisdiction !== destJurisdiction) {
+  if (!mayLiveIn(policy, residency, destJurisdiction)) {
     return { action: 'withhold', reason: 'destination-outside-jurisdiction' };
   }
   const columns = piiColumnsPresent(policy, table, row);
@@ -83,7 +83,7 @@ export function ingressDecision(policy: Policy, input: IngressInput): IngressDec
   if (localJurisdiction === undefined) return { action: 'refuse', reason: 'local-not-in-policy' };
   if (jurisdictionOf(policy, sourceRegion) === undefined) return { action: 'refuse', reason: 'source-not-in-policy' };
   const residency = residencyOf(policy, table, row, sourceRegion);
-  if (residency.kind === 'jurisdiction' && residency.jurisdiction !== localJurisdiction) {
+  if (!mayLiveIn(policy, residency, localJurisdiction)) {
     return { action: 'refuse', reason: 'local-outside-jurisdiction' };
   }
   const present = piiColumnsPresent(policy, table, row);
@@ -138,14 +138,20 @@ export function misplacedDecision(policy: Policy, input: MisplacedInput): Mispla
   const before = oldRow === undefined ? undefined : residencyOf(policy, table, oldRow, localRegion);
   const oldHome = before?.kind === 'jurisdiction' && before.unknownHome !== true ? before.jurisdiction : undefined;
   const moved = oldHome !== undefined && oldHome !== home;
-  if (home === local && !moved) return { action: 'ok' };
-  const stray = new Set<string>(moved && oldHome !== undefined ? regionsOf(policy, oldHome) : []);
-  if (home !== local) stray.add(localRegion);
+  const allRegions = Object.keys(policy.regions).sort();
+  const allowedNow = (r: string): boolean => mayLiveIn(policy, now, policy.regions[r] ?? '');
+  // Copies that may exist where the row may no longer live: the old home's regions (every
+  // region when the old jurisdiction was open), and this region when it is outside the home.
+  const stray = new Set<string>(
+    moved && before !== undefined ? allRegions.filter((r) => mayLiveIn(policy, before, policy.regions[r] ?? '') && !allowedNow(r)) : [],
+  );
+  if (!allowedNow(localRegion)) stray.add(localRegion);
+  if (stray.size === 0) return { action: 'ok' };
   return {
     action: moved ? t.moved : t.misplaced,
     homeJurisdiction: home,
     reason: moved ? 'home-moved' : 'written-outside-home',
-    forwardTo: regionsOf(policy, home).filter((r) => r !== localRegion),
+    forwardTo: allRegions.filter((r) => r !== localRegion && allowedNow(r)),
     strayIn: [...stray].sort(),
   };
 }

@@ -71,6 +71,9 @@ describe('parsePolicy', () => {
     ['missing residency', base('  public.users: { subjectColumn: id }'), 'tables.public.users.residency: expected global'],
     ['residency extra key', base('  public.users: { residency: { homeRegionColumn: h, also: 1 } }'), 'tables.public.users.residency: unknown field also'],
     ['unused jurisdiction', base('  public.users: { residency: { jurisdiction: apac } }'), 'tables.public.users.residency.jurisdiction: expected a jurisdiction used by a region in regions (eu|us)'],
+    ['unknown jurisdiction mode', base('  public.p: { residency: global }', 'jurisdictions: { eu: { residency: loose } }\n'), 'jurisdictions.eu.residency: expected one of strict|open'],
+    ['jurisdiction without region', base('  public.p: { residency: global }', 'jurisdictions: { apac: { residency: open } }\n'), 'jurisdictions.apac: expected a jurisdiction used by a region in regions (eu|us)'],
+    ['jurisdiction extra key', base('  public.p: { residency: global }', 'jurisdictions: { us: { residency: open, pii: allow } }\n'), 'jurisdictions.us: unknown field pii'],
     ['table name', base('  users: { residency: global }'), 'tables.users: expected table name as schema.table'],
     ['unknown table key', base('  public.users: { residency: global, pi: {} }'), 'tables.public.users: unknown field pi'],
     ['unknown top key', `version: 1\nregions: { us-east-1: us }\ntables: {}\nregion: x`, '(root): unknown field region'],
@@ -92,6 +95,12 @@ describe('parsePolicy', () => {
     const message = messageOf(yaml);
     expect(message.startsWith('test.yaml: ')).toBe(true);
     expect(message).toContain(expected);
+  });
+
+  it('defaults every jurisdiction of a region to strict', () => {
+    expect(parsePolicy(VALID).jurisdictions).toEqual({ eu: { residency: 'strict' }, us: { residency: 'strict' } });
+    const open = parsePolicy(VALID.replace('tables:', 'jurisdictions: { us: { residency: open } }\ntables:'));
+    expect(open.jurisdictions).toEqual({ eu: { residency: 'strict' }, us: { residency: 'open' } });
   });
 
   it('lists every problem in details', () => {
@@ -147,6 +156,12 @@ version: 1
     const a = policyHash(parsePolicy(VALID));
     expect(policyHash(parsePolicy(VALID.replace('allowPii: false', 'allowPii: true')))).not.toBe(a);
     expect(policyHash(parsePolicy(VALID.replace('eu-central-1: eu', 'eu-central-1: us')))).not.toBe(a);
+    expect(policyHash(parsePolicy(VALID.replace('tables:', 'jurisdictions: { us: { residency: open } }\ntables:')))).not.toBe(a);
+  });
+
+  it('treats a spelled-out strict jurisdiction like an absent one', () => {
+    const a = policyHash(parsePolicy(VALID));
+    expect(policyHash(parsePolicy(VALID.replace('tables:', 'jurisdictions: { eu: { residency: strict } }\ntables:')))).toBe(a);
   });
 });
 

@@ -6,8 +6,15 @@ import { columnNameSchema, regionSchema, tableNameSchema } from '@regionsync/pro
 
 export const MISPLACED_MODES = ['report', 'relocate'] as const;
 export const PII_ACTIONS = ['redact', 'hash'] as const;
+export const RESIDENCY_MODES = ['strict', 'open'] as const;
 export type MisplacedMode = (typeof MISPLACED_MODES)[number];
 export type PiiAction = (typeof PII_ACTIONS)[number];
+/**
+ * How a jurisdiction's resident rows travel: `strict` rows never leave it; `open` rows
+ * may go to every region, with their PII redacted outside the jurisdiction unless an
+ * exception releases it.
+ */
+export type ResidencyMode = (typeof RESIDENCY_MODES)[number];
 
 export type TableResidency =
   | { readonly kind: 'global' }
@@ -30,6 +37,8 @@ export interface Policy {
   /** Region → jurisdiction. */
   readonly regions: Readonly<Record<string, string>>;
   readonly defaults: { readonly misplaced: MisplacedMode; readonly moved: MisplacedMode };
+  /** Every jurisdiction used by a region → its residency mode (`strict` unless the file says otherwise). */
+  readonly jurisdictions: Readonly<Record<string, { readonly residency: ResidencyMode }>>;
   readonly hashKeyEnv?: string;
   readonly tables: Readonly<Record<string, TablePolicy>>;
 }
@@ -93,6 +102,7 @@ const rawPolicySchema = z
     version: z.literal(1),
     regions: z.record(regionSchema, jurisdictionSchema),
     defaults: z.object({ misplaced: modeSchema.optional(), moved: modeSchema.optional() }).strict().optional(),
+    jurisdictions: z.record(jurisdictionSchema, z.object({ residency: z.enum(RESIDENCY_MODES) }).strict()).optional(),
     hashKeyEnv: z
       .string()
       .regex(ENV_NAME_PATTERN, { message: 'environment variable name matching ^[A-Z_][A-Z0-9_]*$' })
@@ -112,6 +122,9 @@ function crossCheck(raw: RawPolicy, ctx: z.RefinementCtx): void {
   if (regionNames.length === 0) issue(['regions'], 'at least one region: jurisdiction entry');
   const jurisdictions = new Set(Object.values(raw.regions));
   const known = [...jurisdictions].sort().join('|');
+  for (const j of Object.keys(raw.jurisdictions ?? {})) {
+    if (!jurisdictions.has(j)) issue(['jurisdictions', j], `a jurisdiction used by a region in regions (${known})`);
+  }
   for (const [table, t] of Object.entries(raw.tables)) {
     const at = (...rest: string[]): string[] => ['tables', table, ...rest];
     const piiColumns = Object.keys(t.pii ?? {});
@@ -178,6 +191,12 @@ function normalise(raw: RawPolicy): Policy {
     version: 1,
     regions: record(Object.entries(raw.regions)),
     defaults,
+    jurisdictions: record(
+      [...new Set(Object.values(raw.regions))].sort().map((j): [string, { residency: ResidencyMode }] => [
+        j,
+        { residency: (raw.jurisdictions !== undefined && Object.hasOwn(raw.jurisdictions, j) ? raw.jurisdictions[j]?.residency : undefined) ?? 'strict' },
+      ]),
+    ),
     ...(raw.hashKeyEnv === undefined ? {} : { hashKeyEnv: raw.hashKeyEnv }),
     tables,
   });

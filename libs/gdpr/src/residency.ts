@@ -2,7 +2,7 @@
 // policy; egress, ingress and the misplaced-row check all derive from these, so the
 // sending and the receiving region always reach the same answer for the same row.
 import { RegionsyncError } from '@regionsync/protocol';
-import type { Policy, TablePolicy } from './policy-schema.js';
+import type { Policy, ResidencyMode, TablePolicy } from './policy-schema.js';
 
 /** Column → PostgreSQL text value or NULL, as carried in `RowChange`. */
 export type RowValues = Readonly<Record<string, string | null>>;
@@ -76,10 +76,29 @@ export function residencyOf(policy: Policy, table: string, row: RowValues, sourc
   }
 }
 
-/** Regions that may hold the row (all regions for a global row), sorted. */
+/** Residency mode of a jurisdiction; `strict` for one the policy does not know. */
+export function residencyModeOf(policy: Policy, jurisdiction: string): ResidencyMode {
+  return own(policy.jurisdictions, jurisdiction)?.residency ?? 'strict';
+}
+
+/**
+ * May a row of this residency live in a region of `jurisdiction`? Global rows: yes.
+ * Resident rows: in their own jurisdiction, and anywhere when that jurisdiction is
+ * `open`. A row of a table missing from the policy never leaves (fail closed). An
+ * unknown home falls back to the source's jurisdiction, mode included.
+ */
+export function mayLiveIn(policy: Policy, residency: RowResidency, jurisdiction: string): boolean {
+  if (residency.kind === 'global' || residency.jurisdiction === jurisdiction) return true;
+  if (residency.unlistedTable === true) return false;
+  return residencyModeOf(policy, residency.jurisdiction) === 'open';
+}
+
+/** Regions that may hold the row (all regions for a global or open-jurisdiction row), sorted. */
 export function allowedRegions(policy: Policy, table: string, row: RowValues, sourceRegion: string): string[] {
   const r = residencyOf(policy, table, row, sourceRegion);
-  return r.kind === 'global' ? Object.keys(policy.regions).sort() : regionsOf(policy, r.jurisdiction);
+  return Object.keys(policy.regions)
+    .filter((region) => mayLiveIn(policy, r, policy.regions[region] ?? ''))
+    .sort();
 }
 
 // PostgreSQL's text output for boolean true is 't'; a text column may hold 'true'.

@@ -56,4 +56,19 @@ describe('demo policy', () => {
     expect(egressDecision(demo, { table: 'public.users', row: user, sourceRegion: 'eu-west-1', destination: 'ap-southeast-1' }).action).toBe('withhold');
     expect(misplacedDecision(demo, { table: 'public.users', row: user, localRegion: 'us-east-1' })).toMatchObject({ action: 'report', reason: 'written-outside-home' });
   });
+  it('lets a US user travel everywhere with email and full_name redacted outside the US', () => {
+    expect(demo.jurisdictions).toEqual({ us: { residency: 'open' }, eu: { residency: 'strict' }, apac: { residency: 'strict' } });
+    const user = { id: 'u2', home_region: 'us-east-1', email: 'b@example.us', full_name: 'B', updated_at: '2024-01-01 00:00:00+00' };
+    for (const destination of ['eu-west-1', 'eu-central-1', 'ap-southeast-1']) {
+      expect(egressDecision(demo, { table: 'public.users', row: user, sourceRegion: 'us-east-1', destination })).toEqual({
+        action: 'redact',
+        columns: ['email', 'full_name'],
+        actions: { email: 'redact', full_name: 'redact' },
+        reason: 'pii-outside-jurisdiction',
+      });
+    }
+    const order = { id: 'o1', user_id: 'u2', home_region: 'us-east-1', amount_cents: '5', status: 'placed', updated_at: null };
+    expect(egressDecision(demo, { table: 'public.orders', row: order, sourceRegion: 'us-east-1', destination: 'eu-west-1' })).toEqual({ action: 'send' });
+    expect(misplacedDecision(demo, { table: 'public.users', row: user, localRegion: 'eu-west-1' })).toEqual({ action: 'ok' });
+  });
 });
