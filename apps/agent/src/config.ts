@@ -53,7 +53,7 @@ export const agentConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (!c.regions.includes(c.region)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['region'], message: `expected one of regions (${c.regions.join(', ')})` });
+    if (!c.regions.includes(c.region)) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['region'], message: `one of regions (${c.regions.join(', ')})` });
     if (new Set(c.regions).size !== c.regions.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['regions'], message: 'expected distinct regions' });
     const names = c.tables.map((t) => t.name);
     if (new Set(names).size !== names.length) ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['tables'], message: 'expected each table once' });
