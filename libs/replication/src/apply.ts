@@ -197,7 +197,10 @@ export class Applier {
       if (local && detectConcurrent(local, row.version, body.vclock, seen ?? undefined)) {
         conflicts.push([sql.info.name, pk, JSON.stringify(local.version), JSON.stringify(row.version), resolveConflict(local, row), strategy.kind]);
       }
-      const result = mergeRow(local, { op: row.op, values: row.values, unchangedToast: row.unchangedToast, counters: row.counters, version: row.version }, strategy);
+      // Redacted columns never overwrite what this region holds (and are remembered, so a
+      // local write here never sends the blanks back to the jurisdiction holding the real values).
+      const keep = row.redacted?.length ? [...(row.unchangedToast ?? []), ...row.redacted] : row.unchangedToast;
+      const result = mergeRow(local, { op: row.op, values: row.values, unchangedToast: keep, counters: row.counters, version: row.version }, strategy);
       states.set(pk, result.state);
       if (!result.changed) continue;
       const st = result.state;
@@ -205,6 +208,7 @@ export class Applier {
         pk, hlc: st.version.hlc, region: st.version.region, deleted: st.values === null,
         column_versions: st.columnVersions ?? null, counters: st.counters ?? null, deleted_at: st.deletedAt ?? null,
         seen: st.version.region === row.version.region && st.version.hlc === row.version.hlc ? body.vclock : seen ?? null,
+        redacted: mergeRedacted(newVersions.get(pk)?.redacted ?? versions.get(pk)?.redacted ?? null, row.redacted),
       });
     }
     // Write each changed row's final state once.
@@ -233,6 +237,11 @@ export class Applier {
     this.sessions.clear();
     for (const s of all) await s.then((x) => x.client.end(), () => undefined).catch(() => undefined);
   }
+}
+
+function mergeRedacted(held: string[] | null, incoming: string[] | undefined): string[] | null {
+  if (!incoming?.length) return held;
+  return [...new Set([...(held ?? []), ...incoming])].sort();
 }
 
 function toState(values: Record<string, string | null> | undefined, v: StoredVersion | undefined, region: string): RowState | undefined {

@@ -33,6 +33,7 @@ export interface StampedVersion {
   region: string;
   counters: Record<string, Record<string, { total: string }>> | null;
   seen: VectorClock | null;
+  redacted: string[] | null;
 }
 
 export interface AssembledTransaction {
@@ -144,6 +145,7 @@ export class TransactionAssembler {
         region: String(t.region),
         counters: t.counters ? (JSON.parse(t.counters) as StampedVersion['counters']) : null,
         seen: t.seen ? (JSON.parse(t.seen) as VectorClock) : null,
+        redacted: t.redacted ? parsePgTextArray(t.redacted) : null,
       });
       return;
     }
@@ -162,9 +164,11 @@ export class TransactionAssembler {
     if (msg.tag !== 'delete') {
       const values: Record<string, string | null> = {};
       const toast: string[] = [];
+      const held = new Set(stamp?.redacted ?? []);
       for (const col of msg.relation.columns) {
         const v = msg.new[col.name];
-        if (v === undefined) toast.push(col.name);
+        // Unchanged TOAST, or a value this region only holds redacted: the receiver keeps its own.
+        if (v === undefined || held.has(col.name)) toast.push(col.name);
         else values[col.name] = v;
       }
       change.values = values;
@@ -192,4 +196,11 @@ export class TransactionAssembler {
       c.chunkIndex += 1;
     }
   }
+}
+
+/** Parses a PostgreSQL text[] literal of plain identifiers, e.g. `{email,full_name}`. */
+export function parsePgTextArray(text: string): string[] {
+  const inner = text.replace(/^\{|\}$/g, '');
+  if (inner === '') return [];
+  return inner.split(',').map((s) => s.replace(/^"|"$/g, '').replace(/\\(.)/g, '$1'));
 }

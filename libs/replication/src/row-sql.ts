@@ -17,6 +17,7 @@ export interface StoredVersion {
   counters: RowState['counters'] | null;
   deleted_at: Version | null;
   seen: Record<string, string> | null;
+  redacted: string[] | null;
 }
 
 const isJson = (type: string) => type === 'json' || type === 'jsonb';
@@ -60,7 +61,7 @@ export class TableSql {
   }
 
   async loadVersions(db: pg.ClientBase, pks: string[]): Promise<Map<string, StoredVersion>> {
-    const res = await db.query<StoredVersion>(`select pk, hlc, region, deleted, column_versions, counters, deleted_at, seen from ${META_SCHEMA}.row_versions where table_name = $1 and pk = any($2::text[])`, [this.info.name, pks]);
+    const res = await db.query<StoredVersion>(`select pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from ${META_SCHEMA}.row_versions where table_name = $1 and pk = any($2::text[])`, [this.info.name, pks]);
     return new Map(res.rows.map((r) => [r.pk, r]));
   }
 
@@ -97,10 +98,10 @@ export class TableSql {
 export async function saveVersions(db: pg.ClientBase, table: string, rows: StoredVersion[]): Promise<void> {
   if (rows.length === 0) return;
   await db.query(
-    `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen)
-     select $1, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, $2::jsonb)
+    `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
+     select $1, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, $2::jsonb)
      on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
-       column_versions = excluded.column_versions, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen`,
+       column_versions = excluded.column_versions, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted`,
     [table, JSON.stringify(rows)],
   );
 }

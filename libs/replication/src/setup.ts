@@ -48,8 +48,12 @@ create table if not exists ${META_SCHEMA}.row_versions (
   counters jsonb,
   deleted_at jsonb,
   seen jsonb,
+  -- Columns this region only ever received redacted (PII kept in another jurisdiction):
+  -- local writes never send them back, so they cannot wipe the real values at home.
+  redacted text[],
   primary key (table_name, pk)
 );
+alter table ${META_SCHEMA}.row_versions add column if not exists redacted text[];
 create table if not exists ${META_SCHEMA}.conflicts (
   id bigserial primary key,
   table_name text not null,
@@ -134,10 +138,10 @@ begin
     v_deleted_at := jsonb_build_object('hlc', v_hlc, 'region', v_region);
   else${counterUpdates}
   end if;
-  insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen)
-  values (${quoteLiteral(t.name)}, v_pk, v_hlc, v_region, TG_OP = 'DELETE', null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen)
+  insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
+  values (${quoteLiteral(t.name)}, v_pk, v_hlc, v_region, TG_OP = 'DELETE', null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen, v_old.redacted)
   on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
-    column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen;
+    column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted;
   if TG_OP = 'DELETE' then return OLD; end if;
   return NEW;
 end $$;

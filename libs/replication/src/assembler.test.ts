@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { parsePgTextArray, TransactionAssembler, type PgMessage, type PgRelation } from './assembler.js';
+
+const users: PgRelation = { schema: 'public', name: 'users', columns: [{ name: 'id' }, { name: 'email' }, { name: 'bio' }], keyColumns: ['id'] };
+const versions: PgRelation = { schema: 'regionsync', name: 'row_versions', columns: [], keyColumns: ['table_name', 'pk'] };
+const begin = (lsn = '0/100'): PgMessage => ({ tag: 'begin', commitLsn: lsn, commitTime: 0n, xid: 7 });
+const commit = (lsn = '0/100'): PgMessage => ({ tag: 'commit', commitLsn: lsn, commitEndLsn: '0/110', commitTime: 0n });
+const stamp = (pk: string, hlc: string, extra: Record<string, string | null> = {}): PgMessage => ({
+  tag: 'insert', relation: versions, new: { table_name: 'public.users', pk, hlc, region: 'us-east-1', deleted: 'f', counters: null, seen: null, redacted: null, ...extra },
+});
+const ins = (id: string, email: string | undefined, bio: string | null = 'b'): PgMessage => ({ tag: 'insert', relation: users, new: { id, email, bio } });
+
+function run(msgs: PgMessage[], chunkRows = 1000) {
+  const chunks: number[] = [];
+  const a = new TransactionAssembler('us-east-1', new Set(['public.users']), chunkRows, (rows) => chunks.push(rows.length));
+  let tx;
+  for (const m of msgs) tx = a.push(m) ?? tx;
+  return { tx: tx!, chunks };
+}
+
+describe('TransactionAssembler', () => {
+  it('attaches the stamped version to its row and keeps text values as they are', () => {
+    const { tx } = run([begin(), stamp('1', '000000000000100.000001'), ins('1', 'a@x'), commit()]);
+    expect(tx.rows).toEqual([{ table: 'public.users', op: 'insert', key: { id: '1' }, values: { id: '1', email: 'a@x', bio: 'b' }, version: { hlc: '000000000000100.000001', region: 'us-east-1' } }]);
+    expect(tx.commitLsn).toBe('0/100');
+    expect(tx.commitEndLsn).toBe('0/110');
+    expect(tx.fromRegionsync).toBe(false);
+    expect(tx.vclock).toEqual({ 'us-east-1': '000000000000100.000001' });
+  });
+
+  it('drops everything in a transaction applied by a regionsync origin (no echo)', () => {
+    const { tx } = run([begin(), { tag: 'origin', originName: 'regionsync_db_eu_west_1' }, stamp('1', '000000000000100.000001'), ins('1', 'a@x'), commit()]);
+    expect(tx.fromRegionsync).toBe(true);
+    expect(tx.rows).toEqual([]);
+  });
+
+  it('sends a row touched twice once, in its final state and version', () => {
+    const { tx } = run([begin(), stamp('1', '000000000000100.000001'), ins('1', 'a@x'), stamp('1', '000000000000100.000002'), { tag: 'update', relation: users, key: null, old: null, new: { id: '1', email: 'b@x', bio: 'b' } }, commit()]);
+    expect(tx.rows).toHaveLength(1);
+    expect(tx.rows[0]).toMatchObject({ op: 'update', values: { email: 'b@x' }, version: { hlc: '000000000000100.000002' } });
+  });
+
+  it('marks unchanged TOAST values and columns held only redacted, so the receiver keeps its own', () => {
+    const { tx } = run([begin(), stamp('1', '000000000000100.000001', { redacted: '{email}' }), { tag: 'insert', relation: users, new: { id: '1', email: 'null-here', bio: undefined } }, commit()]);
+    expect(tx.rows[0]!.values).toEqual({ id: '1' });
+    expect(tx.rows[0]!.unchangedToast?.sort()).toEqual(['bio', 'email']);
+  });
+
+  it('streams a large transaction in chunks and keeps the remainder for the commit', () => {
+    const msgs: PgMessage[] = [begin()];
+    for (let i = 0; i < 25; i++) msgs.push(stamp(String(i), '000000000000100.000001'), ins(String(i), `${i}@x`));
+    msgs.push(commit());
+    const { tx, chunks } = run(msgs, 10);
+    expect(chunks).toEqual([10, 10]);
+    expect(tx.rows).toHaveLength(5);
+    expect(tx.finalChunkIndex).toBe(2);
+  });
+
+  it('parses text[] literals', () => {
+    expect(parsePgTextArray('{}')).toEqual([]);
+    expect(parsePgTextArray('{email,full_name}')).toEqual(['email', 'full_name']);
+    expect(parsePgTextArray('{"a b",c}')).toEqual(['a b', 'c']);
+  });
+});
