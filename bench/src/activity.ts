@@ -10,7 +10,8 @@ export class ActivitySampler {
   samples = 0;
 
   /** `where` selects the sessions of interest in pg_stat_activity (one row per sample expected). */
-  constructor(private readonly url: string, private readonly where: string, private readonly everyMs = 10) {}
+  /** withQuery: also key samples by the session's current/last statement (first words). */
+  constructor(private readonly url: string, private readonly where: string, private readonly withQuery = false, private readonly everyMs = 10) {}
 
   async start(): Promise<this> {
     this.client = new pg.Client({ connectionString: this.url, application_name: 'regionsync-bench-sampler' });
@@ -19,7 +20,7 @@ export class ActivitySampler {
     this.loop = (async () => {
       while (this.running) {
         const r = await this.client!.query<{ s: string }>(
-          `select coalesce(state, backend_type) || coalesce(' / ' || wait_event, '') as s from pg_stat_activity where ${this.where}`,
+          `select coalesce(state, backend_type) || coalesce(' / ' || wait_event, '')${this.withQuery ? " || ' :: ' || left(regexp_replace(query, '\\s+', ' ', 'g'), 48)" : ''} as s from pg_stat_activity where ${this.where}`,
         );
         this.samples += 1;
         for (const row of r.rows) this.counts.set(row.s, (this.counts.get(row.s) ?? 0) + 1);
@@ -36,7 +37,7 @@ export class ActivitySampler {
     await this.loop?.catch(() => undefined);
     await this.client?.end().catch(() => undefined);
     const out: Record<string, number> = {};
-    for (const [k, v] of [...this.counts].sort((a, b) => b[1] - a[1])) out[k] = Math.round((1000 * v) / Math.max(1, this.samples)) / 10;
+    for (const [k, v] of [...this.counts].sort((a, b) => b[1] - a[1])) if (v / Math.max(1, this.samples) >= 0.005) out[k] = Math.round((1000 * v) / Math.max(1, this.samples)) / 10;
     return out;
   }
 }

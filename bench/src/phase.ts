@@ -38,7 +38,7 @@ export async function measurePhase<T>(s: SystemUnderTest, name: string, work: ()
     for (const [k, pid] of Object.entries(agentPids)) if (pid !== undefined) g[k] = [pid];
     return g;
   }).start();
-  const applySampler = await new ActivitySampler(s.dstUrl, s.applyWhere).start();
+  const applySampler = await new ActivitySampler(s.dstUrl, s.applyWhere, true).start();
   const senderSampler = await new ActivitySampler(s.srcUrl, s.senderWhere).start();
   const urls = s.agentUrls();
   const before = Object.fromEntries(await Promise.all(Object.entries(urls).map(async ([k, u]) => [k, await scrape(u)] as const)));
@@ -67,7 +67,8 @@ export async function measurePhase<T>(s: SystemUnderTest, name: string, work: ()
     agents[k] = out;
   }
   log(`${s.name} ${name}: cpu ${JSON.stringify(cpuReport)}`);
-  log(`${s.name} ${name}: apply session (dst) ${JSON.stringify(applySession)}; walsender (src) ${JSON.stringify(walsender)}`);
+  log(`${s.name} ${name}: apply session (dst), % of samples: ${JSON.stringify(applySession, null, 1)}`);
+  log(`${s.name} ${name}: walsender (src), % of samples: ${JSON.stringify(walsender)}`);
   if (Object.keys(agents).length > 0) log(`${s.name} ${name}: agent counters ${JSON.stringify(agents)}`);
   return { result, report: { cpu: cpuReport, applySession, walsender, agents } };
 }

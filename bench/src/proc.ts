@@ -76,16 +76,23 @@ export class RssSampler {
 
 /** CPU seconds used by named process groups between start() and stop(). */
 export class CpuMeter {
-  private before = new Map<string, number>();
+  private before = new Map<string, Map<number, number>>();
   private machineBefore = machineCpu();
   private wallBefore = performance.now();
   private selfBefore = process.cpuUsage();
 
   constructor(private readonly groups: () => Record<string, number[]>) {}
 
-  private read(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const [name, pids] of Object.entries(this.groups())) out.set(name, pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0));
+  private read(): Map<string, Map<number, number>> {
+    const out = new Map<string, Map<number, number>>();
+    for (const [name, pids] of Object.entries(this.groups())) {
+      const m = new Map<number, number>();
+      for (const p of pids) {
+        const v = cpuSeconds(p);
+        if (v !== undefined) m.set(p, v);
+      }
+      out.set(name, m);
+    }
     return out;
   }
 
@@ -103,7 +110,12 @@ export class CpuMeter {
     const m = machineCpu();
     const self = process.cpuUsage(this.selfBefore);
     const groups: Record<string, number> = {};
-    for (const [k, v] of after) groups[k] = round(v - (this.before.get(k) ?? v), 2);
+    // Per pid, over processes alive at both ends (a process that came or went is left out).
+    for (const [k, m] of after) {
+      let sum = 0;
+      for (const [pid, v] of m) sum += v - (this.before.get(k)?.get(pid) ?? v);
+      groups[k] = round(sum, 2);
+    }
     return {
       wallS: round((performance.now() - this.wallBefore) / 1000, 2),
       groups,

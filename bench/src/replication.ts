@@ -7,6 +7,7 @@
 // The three systems run one after another on their own database pairs. Progress and the
 // "where the time goes" breakdown go to stderr; the last stdout line is one JSON object.
 import { ensureStack } from '@regionsync/stack';
+import { summariseProfiles } from './cpuprofile.js';
 import { bulkLoad, pacedLoad } from './load.js';
 import { arrivalSpanS, latencyStats, waitVisible } from './measure.js';
 import { measurePhase } from './phase.js';
@@ -108,6 +109,7 @@ export async function main(args: string[]): Promise<void> {
     if (!r) continue;
     out[b] = 'rows_per_s' in r && native ? { ...r, ratio_throughput: round(r.rows_per_s / native.rows_per_s, 3), ratio_p99: round(r.p99_ms / native.p99_ms, 2) } : r;
   }
+  if (process.env.BENCH_CPU_PROF) log(`agent CPU profiles (${process.env.BENCH_CPU_PROF}):\n${summariseProfiles(process.env.BENCH_CPU_PROF)}`);
   if (o.rows !== 200_000) out.rows = o.rows;
   console.log(JSON.stringify(out));
 }

@@ -1,5 +1,7 @@
 // The three systems under test, each on its own database pair: PostgreSQL native logical
 // replication (publication/subscription) and regionsync agents on NATS or Kafka.
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Cluster } from '@regionsync/sandbox';
 import type { StackEnv } from '@regionsync/stack';
 import { ARRIVED_TRIGGER_SQL_ALWAYS, ARRIVED_TRIGGER_SQL, BENCH_SCHEMA_SQL, BENCH_TABLE, PROBE_ID_BASE } from './schema.js';
@@ -108,7 +110,7 @@ export function regionsyncSystem(broker: 'nats' | 'kafka', env: StackEnv, src: s
     },
     agentPids: () => ({ [`agent-${src}`]: cluster?.agents.get(src)?.process?.pid, [`agent-${dst}`]: cluster?.agents.get(dst)?.process?.pid }),
     agentUrls: () => ({ [`agent-${src}`]: cluster?.agents.get(src)?.httpUrl ?? '', [`agent-${dst}`]: cluster?.agents.get(dst)?.httpUrl ?? '' }),
-    infraPids: () => ({ [broker]: pidsMatching(broker === 'nats' ? 'nats-server' : 'kafka.Kafka'), toxiproxy: pidsMatching('toxiproxy-server') }),
+    infraPids: () => ({ [broker]: pidsMatching(broker === 'nats' ? '.stack/cache/bin/nats-server' : 'kafka.Kafka'), toxiproxy: pidsMatching('.stack/cache/bin/toxiproxy-server') }),
     async setup() {
       s.database = await databaseWithFreePorts(`bench_${broker}`, 2);
       cluster = await Cluster.create({
@@ -120,6 +122,15 @@ export function regionsyncSystem(broker: 'nats' | 'kafka', env: StackEnv, src: s
         schemaSql: BENCH_SCHEMA_SQL,
         tables: [{ name: BENCH_TABLE, strategy: 'row-lww', counterColumns: [] }],
         agentConfig,
+        // BENCH_CPU_PROF=<dir>: V8 CPU profile of each agent, written when it stops.
+        ...(process.env.BENCH_CPU_PROF
+          ? {
+              agentEnv: (r: string) => ({
+                NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(fileURLToPath(new URL('./agent-cpu-prof.mjs', import.meta.url))).href}`.trim(),
+                BENCH_CPU_PROF_DIR: join(process.env.BENCH_CPU_PROF!, `${broker}-${r}`),
+              }),
+            }
+          : {}),
       });
       await cluster.query(dst, ARRIVED_TRIGGER_SQL);
       await cluster.startAll();
