@@ -19,7 +19,7 @@ describe('workload generator', () => {
     expect(makeKeySpace(42)).toEqual(keys);
     const a = new Rng(7);
     const b = new Rng(7);
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 60; i++) {
       const t = planTransaction(a, keys, 100);
       expect(planTransaction(b, keys, 100)).toEqual(t);
       expect(t.length).toBeGreaterThanOrEqual(1);
