@@ -99,8 +99,11 @@ switch (cmd) {
   case 'bench':
     code = runTs('bench/src/cli.ts', args);
     break;
+  case 'regionsync':
+    code = runTs('apps/coordinator/src/cli.ts', args);
+    break;
   default:
-    console.error('usage: node tools/bootstrap.mjs stack|test|demo|sandbox|bench [args]');
+    console.error('usage: node tools/bootstrap.mjs stack|test|demo|sandbox|bench|regionsync [args]');
     code = 2;
 }
 process.exit(code);

@@ -1,0 +1,3 @@
+import { intConfig } from '../../vitest.shared.js';
+
+export default intConfig();
