@@ -7,6 +7,10 @@ const BENCHES: Record<string, Bench> = {
     describe: 'regionsync on NATS and Kafka vs PostgreSQL native logical replication: throughput, commit→visible p50/p99, agent RSS',
     run: async (args) => (await import('./replication.js')).main(args),
   },
+  catchup: {
+    describe: 'one region cut from the broker for 60 s while the others write 1,000 rows/s; catch-up time and rate after the restore (target 5x), agent peak RSS',
+    run: async (args) => (await import('./catchup.js')).main(args),
+  },
   bus: {
     describe: 'bus publish->consume throughput and p50/p99 latency (1 KiB) through @regionsync/bus vs the raw NATS/kafkajs clients',
     run: async (args) => (await import('./bus.js')).main(args),

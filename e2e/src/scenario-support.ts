@@ -165,7 +165,7 @@ export async function currentWalLsn(c: Cluster, region: string): Promise<string>
  */
 export async function originProgress(c: Cluster, destination: string, source: string): Promise<string | null> {
   const name = `regionsync_${c.o.database.replace(/\W/g, '_').toLowerCase()}_${source.replace(/-/g, '_')}`.slice(0, 63);
-  const r = await c.query<{ lsn: string | null }>(destination, `select remote_lsn::text as lsn from pg_replication_origin_status s join pg_replication_origin o using (local_id) where o.roname = $1`, [name]);
+  const r = await c.query<{ lsn: string | null }>(destination, 'select remote_lsn::text as lsn from pg_replication_origin_status where external_id = $1', [name]);
   const lsn = r[0]?.lsn ?? null;
   return lsn === '0/0' ? null : lsn;
 }
@@ -187,6 +187,16 @@ export function brokerPid(broker: Broker): number {
   const pid = Number(readFileSync(file, 'utf8').split('\n')[0]?.trim());
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) throw new Error(`${broker} is not running (pid file ${file})`);
   return pid;
+}
+
+/** Whether the broker's pid file names a live process (another test run may have restarted it). */
+export function brokerRunning(broker: Broker): boolean {
+  try {
+    brokerPid(broker);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** SIGTERM the broker, SIGKILL after the deadline; resolves once it has exited. */
