@@ -73,7 +73,7 @@ export class Agent {
     await this.bus.provision({ regions: cfg.regions });
     log.info({ kind: cfg.bus.kind }, 'bus ready');
 
-    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx, maxClockSkewMs: cfg.replication.maxClockSkewMs });
+    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx, maxClockSkewMs: cfg.replication.maxClockSkewMs, registry: this.registry });
     const adb = await this.pool.connect();
     try {
       await this.applier.init(adb);
@@ -154,6 +154,7 @@ export class Agent {
         pendingTransactions: this.capture?.pendingTransactions ?? 0,
         slotRetainedWalBytes: this.retainedWal,
         apply: this.consumer?.stats() ?? null,
+        pausedTables: [...(this.applier?.guard.paused.keys() ?? [])],
         alarms: this.alarms(),
       },
     };
@@ -183,7 +184,7 @@ export class Agent {
           configHash: this.configHash,
           policyHash: this.policy.policyHash,
           deps: { database: { ok: true }, bus: { ok: connected } },
-          pausedTables: [],
+          pausedTables: [...(this.applier?.guard.paused.keys() ?? [])],
           alarms: this.alarms(),
         };
         const id = `${this.cfg.region}:hb:${Date.now()}`;
@@ -203,6 +204,7 @@ export class Agent {
         const r = await this.pool!.query<{ bytes: string | null }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text as bytes from pg_replication_slots where slot_name = $1', [slotName(this.cfg.region, databaseOf(this.cfg.database.url))]);
         this.retainedWal = Number(r.rows[0]?.bytes ?? 0);
         this.metrics.slotRetainedWalBytes.set(this.retainedWal);
+        await this.applier?.resumePaused();
       } catch (err) {
         this.log.warn({ err: errInfo(err) }, 'reading slot position failed');
       }

@@ -64,6 +64,9 @@ export const changeBodySchema = z
     vclock: vectorClockSchema,
     chunk: chunkSchema,
     rows: z.array(rowChangeSchema),
+    // Per table in `rows`: the source's column layout (`name:typeOid,…` in column order), so
+    // the receiver detects a schema difference instead of mis-applying rows.
+    schemas: z.record(z.string().min(1).max(200), z.string().max(20_000)).optional(),
   })
   .strict();
 export type ChangeBody = z.infer<typeof changeBodySchema>;

@@ -1,11 +1,13 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { detectConcurrent, mergeRow, resolveConflict, type RowState, type TableStrategy } from '@regionsync/conflict';
 import { compareLsn, RegionsyncError, type ChangeBody, type RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
 import { saveVersions, TableSql, type StoredVersion } from './row-sql.js';
 import type { TableConfig } from './setup.js';
 import { loadTableInfo } from './table-info.js';
+import { SchemaGuard } from './schema-guard.js';
 import { META_SCHEMA, databaseOf, originName, qualify } from './sql-names.js';
 
 const HLC_ZERO = '000000000000000.000000';
@@ -23,6 +25,8 @@ export interface ApplyOptions {
   onRefused?: (row: RowChange, sourceRegion: string, reason: string) => void;
   /** Largest lead of a source's HLC over the local clock before its changes are refused. */
   maxClockSkewMs?: number;
+  /** Registry for the per-table pause gauge (schema mismatch). */
+  registry?: Registry;
   /** Test hook (documented): the local physical clock, defaults to Date.now. */
   now?: () => number;
   /** Records refused rows inside the apply transaction, so the audit commits with it. */
@@ -43,15 +47,91 @@ interface SourceSession {
  */
 export class Applier {
   private sessions = new Map<string, Promise<SourceSession>>();
-  private tables = new Map<string, { sql: TableSql; strategy: TableStrategy }>();
+  private tables = new Map<string, { sql: TableSql; strategy: TableStrategy; stale?: boolean }>();
+  readonly guard: SchemaGuard;
+  // apply() and resumePaused() share the per-source sessions: one at a time.
+  private lock: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly o: ApplyOptions) {}
+  constructor(private readonly o: ApplyOptions) {
+    this.guard = new SchemaGuard(o.log, o.registry, async (table) => {
+      const t = this.tables.get(table);
+      if (t) t.stale = true; // reload the table's column list before its next use
+    });
+  }
 
   async init(db: pg.ClientBase): Promise<void> {
     for (const t of this.o.tables) {
       const info = await loadTableInfo(db, t.name);
       this.tables.set(info.name, { sql: new TableSql(info), strategy: { kind: t.strategy, ...(t.counterColumns.length ? { counterColumns: t.counterColumns } : {}) } });
     }
+    await this.guard.init(db);
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async tableFor(db: pg.ClientBase, table: string): Promise<{ sql: TableSql; strategy: TableStrategy } | undefined> {
+    const t = this.tables.get(table);
+    if (t?.stale) {
+      t.sql = new TableSql(await loadTableInfo(db, table));
+      t.stale = false;
+    }
+    return t;
+  }
+
+  /**
+   * Replays rows parked by a schema mismatch once this region's layout of the table changed
+   * (its DDL was applied here): by column name, under each source's origin, then resumes.
+   */
+  resumePaused(): Promise<string[]> {
+    return this.serial(async () => {
+      if (this.guard.paused.size === 0) return [];
+      const done: string[] = [];
+      for (const table of [...this.guard.paused.keys()]) {
+        const probe = await this.anySession();
+        if (!probe) return done;
+        if (!(await this.guard.resumable(probe.client)).includes(table)) continue;
+        for (const group of await this.guard.parkedRows(probe.client, table)) {
+          const s = await this.session(group.source);
+          try {
+            await s.client.query('begin');
+            const t = this.tables.get(table)!;
+            t.stale = true;
+            const fresh = (await this.tableFor(s.client, table))!;
+            await this.applyTable(s.client, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), { vclock: group.vclock });
+            await this.guard.clearParked(s.client, table, group.source);
+            await s.client.query('commit');
+          } catch (err) {
+            await s.client.query('rollback').catch(() => undefined);
+            this.o.log.error({ table, source: group.source, err: { message: err instanceof Error ? err.message : String(err) } }, 'replaying parked rows failed; the table stays paused');
+            throw err;
+          }
+        }
+        this.guard.resumed(table);
+        done.push(table);
+      }
+      return done;
+    });
+  }
+
+  private probe: pg.Client | undefined;
+
+  // A plain connection (no origin) for catalog reads when no source session exists yet.
+  private async anySession(): Promise<{ client: pg.ClientBase } | undefined> {
+    if (!this.probe) {
+      const c = new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-apply-probe' });
+      c.on('error', () => (this.probe = undefined));
+      try {
+        await c.connect();
+      } catch {
+        return undefined;
+      }
+      this.probe = c;
+    }
+    return { client: this.probe };
   }
 
   private session(source: string): Promise<SourceSession> {
@@ -76,7 +156,11 @@ export class Applier {
     return s;
   }
 
-  async apply(body: ChangeBody): Promise<ApplyOutcome> {
+  apply(body: ChangeBody): Promise<ApplyOutcome> {
+    return this.serial(() => this.applyNow(body));
+  }
+
+  private async applyNow(body: ChangeBody): Promise<ApplyOutcome> {
     const source = body.sourceRegion;
     if (body.destination !== this.o.region) throw new RegionsyncError('RS_REPLICATION_APPLY', `message for ${body.destination} reached ${this.o.region}`, { retryable: false });
     this.checkSkew(body);
@@ -174,14 +258,18 @@ export class Applier {
     if (refused.length > 0) await this.o.auditInTx?.(db, refused);
     let changed = 0;
     for (const [table, rows] of byTable) {
-      const t = this.tables.get(table);
+      const t = await this.tableFor(db, table);
       if (!t) throw new RegionsyncError('RS_REPLICATION_APPLY', `table ${table} from ${body.sourceRegion} is not replicated here (configure it in every region)`, { retryable: true });
+      if ((await this.guard.verdict(db, table, body)) === 'park') {
+        await this.guard.park(db, body, table, rows);
+        continue;
+      }
       changed += await this.applyTable(db, t.sql, t.strategy, rows, body);
     }
     return changed;
   }
 
-  private async applyTable(db: pg.ClientBase, sql: TableSql, strategy: TableStrategy, rows: RowChange[], body: ChangeBody): Promise<number> {
+  private async applyTable(db: pg.ClientBase, sql: TableSql, strategy: TableStrategy, rows: RowChange[], body: Pick<ChangeBody, 'vclock'>): Promise<number> {
     const keys = rows.map((r) => r.key);
     const pks = keys.map((k) => sql.pkOf(k));
     const [current, versions] = await Promise.all([sql.loadRows(db, keys), sql.loadVersions(db, pks)]);
@@ -233,10 +321,20 @@ export class Applier {
   }
 
   async close(): Promise<void> {
+    await this.probe?.end().catch(() => undefined);
     const all = [...this.sessions.values()];
     this.sessions.clear();
     for (const s of all) await s.then((x) => x.client.end(), () => undefined).catch(() => undefined);
   }
+}
+
+/** Keeps only the columns this region's table has (a dropped column's values are discarded). */
+function adaptToColumns(row: RowChange, sql: TableSql): RowChange {
+  if (!row.values) return row;
+  const known = new Set(sql.info.columns.map((c) => c.name));
+  const values: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(row.values)) if (known.has(k)) values[k] = v;
+  return { ...row, values, ...(row.unchangedToast ? { unchangedToast: row.unchangedToast.filter((c) => known.has(c)) } : {}) };
 }
 
 function mergeRedacted(held: string[] | null, incoming: string[] | undefined): string[] | null {

@@ -7,6 +7,7 @@ import { META_SCHEMA, PK_SEPARATOR, isRegionsyncOrigin, type TableName } from '.
 
 export interface PgColumn {
   name: string;
+  typeOid?: number;
 }
 export interface PgRelation {
   schema: string;
@@ -47,11 +48,13 @@ export interface AssembledTransaction {
   vclock: VectorClock;
   maxHlc: string;
   truncated: TableName[];
+  /** Column layout (`name:typeOid,…`) of every table in `rows`. */
+  schemas: Record<TableName, string>;
   /** Index of the final chunk; earlier chunks (0..n-1) were already handed to the chunk sink. */
   finalChunkIndex: number;
 }
 
-export type ChunkSink = (rows: RowChange[], meta: { commitLsn: string; xid: number; vclock: VectorClock; maxHlc: string; chunkIndex: number }) => void;
+export type ChunkSink = (rows: RowChange[], meta: { commitLsn: string; xid: number; vclock: VectorClock; maxHlc: string; chunkIndex: number; schemas: Record<TableName, string> }) => void;
 
 const toText = (v: string | null | undefined): string | null => (v === undefined ? null : v);
 
@@ -75,6 +78,7 @@ export class TransactionAssembler {
     maxHlc: string;
     chunkIndex: number;
     truncated: TableName[];
+    schemas: Record<TableName, string>;
   } | null = null;
 
   constructor(
@@ -97,7 +101,7 @@ export class TransactionAssembler {
   push(msg: PgMessage): AssembledTransaction | undefined {
     switch (msg.tag) {
       case 'begin':
-        this.current = { begin: { commitLsn: msg.commitLsn ?? '0/0', xid: msg.xid }, rows: new Map(), pending: new Map(), tables: new Set(), vclock: {}, maxHlc: '', chunkIndex: 0, truncated: [] };
+        this.current = { begin: { commitLsn: msg.commitLsn ?? '0/0', xid: msg.xid }, rows: new Map(), pending: new Map(), tables: new Set(), vclock: {}, maxHlc: '', chunkIndex: 0, truncated: [], schemas: {} };
         return undefined;
       case 'origin':
         if (this.current) this.current.origin = msg.originName;
@@ -125,6 +129,7 @@ export class TransactionAssembler {
           vclock: c.vclock,
           maxHlc: c.maxHlc,
           truncated: c.truncated,
+          schemas: c.schemas,
           finalChunkIndex: c.chunkIndex,
         };
       }
@@ -187,11 +192,12 @@ export class TransactionAssembler {
     if (version.hlc > c.maxHlc) c.maxHlc = version.hlc;
     if (!c.vclock[this.localRegion] || c.vclock[this.localRegion]! < version.hlc) c.vclock[this.localRegion] = version.hlc;
     c.tables.add(table);
+    c.schemas[table] ??= columnLayout(msg.relation);
     const rowKey = `${table}${PK_SEPARATOR}${pk}`;
     c.rows.delete(rowKey); // re-insert so Map order follows the last write
     c.rows.set(rowKey, change);
     if (this.onChunk && c.rows.size >= this.chunkRows) {
-      this.onChunk([...c.rows.values()], { commitLsn: c.begin.commitLsn, xid: c.begin.xid, vclock: { ...c.vclock }, maxHlc: c.maxHlc, chunkIndex: c.chunkIndex });
+      this.onChunk([...c.rows.values()], { commitLsn: c.begin.commitLsn, xid: c.begin.xid, vclock: { ...c.vclock }, maxHlc: c.maxHlc, chunkIndex: c.chunkIndex, schemas: { ...c.schemas } });
       c.rows.clear();
       c.chunkIndex += 1;
     }
@@ -203,4 +209,9 @@ export function parsePgTextArray(text: string): string[] {
   const inner = text.replace(/^\{|\}$/g, '');
   if (inner === '') return [];
   return inner.split(',').map((s) => s.replace(/^"|"$/g, '').replace(/\\(.)/g, '$1'));
+}
+
+/** `name:typeOid,…` in column order: equal layouts mean rows can be applied as they are. */
+export function columnLayout(relation: { columns: PgColumn[] }): string {
+  return relation.columns.map((c) => `${c.name}:${c.typeOid ?? 0}`).join(',');
 }

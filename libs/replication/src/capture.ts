@@ -93,7 +93,7 @@ export class Capture {
 
   private async stream(signal: AbortSignal): Promise<void> {
     const assembler = new TransactionAssembler(this.o.region, new Set(this.o.tables), this.o.chunkRows ?? 500, (rows, meta) => {
-      this.publishChunk(rows, meta.commitLsn, meta.xid, meta.vclock, meta.maxHlc, false, '');
+      this.publishChunk(rows, meta.commitLsn, meta.xid, meta.vclock, meta.maxHlc, false, '', meta.schemas);
     });
     // acknowledge.auto=false + timeoutSeconds=0: never acknowledge on a timer; only what the bus confirmed.
     const service = new LogicalReplicationService({ connectionString: this.o.connectionString }, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
@@ -130,7 +130,7 @@ export class Capture {
     this.lastActivity = Date.now();
     if (tx.fromRegionsync) this.stats.skippedEcho += 1;
     else if (tx.rows.length > 0 || this.txChunks.size > 0) {
-      this.publishChunk(tx.rows, tx.commitLsn, tx.xid, tx.vclock, tx.maxHlc, true, tx.commitTime);
+      this.publishChunk(tx.rows, tx.commitLsn, tx.xid, tx.vclock, tx.maxHlc, true, tx.commitTime, tx.schemas);
       this.stats.transactions += 1;
       this.o.metrics?.transactionsCaptured.inc();
     }
@@ -159,7 +159,7 @@ export class Capture {
     }
   }
 
-  private publishChunk(rows: RowChange[], commitLsn: string, xid: number, vclock: VectorClock, maxHlc: string, last: boolean, commitTime: string): void {
+  private publishChunk(rows: RowChange[], commitLsn: string, xid: number, vclock: VectorClock, maxHlc: string, last: boolean, commitTime: string, schemas: Record<string, string>): void {
     this.stats.rows += rows.length;
     this.o.metrics?.rowsCaptured.inc(rows.length);
     for (const destination of this.o.destinations) {
@@ -170,14 +170,16 @@ export class Capture {
       }
       if (out.length === 0 && !(last && this.txChunks.has(destination))) continue;
       this.txChunks.set(destination, (this.txChunks.get(destination) ?? 0) + 1);
-      this.sendSplit(destination, out, { commitLsn, xid, vclock, hlc: maxHlc, last, commitTime: commitTime || new Date().toISOString() });
+      this.sendSplit(destination, out, { commitLsn, xid, vclock, hlc: maxHlc, last, commitTime: commitTime || new Date().toISOString(), schemas });
     }
   }
 
   /** Encodes one message, halving the rows until each part fits the codec's size limit. */
-  private sendSplit(destination: string, rows: RowChange[], m: { commitLsn: string; xid: number; vclock: VectorClock; hlc: string; last: boolean; commitTime: string }): void {
+  private sendSplit(destination: string, rows: RowChange[], m: { commitLsn: string; xid: number; vclock: VectorClock; hlc: string; last: boolean; commitTime: string; schemas: Record<string, string> }): void {
     const index = this.nextIndex++;
-    const body: ChangeBody = { sourceRegion: this.o.region, destination, commitLsn: m.commitLsn, commitTime: m.commitTime, xid: m.xid, hlc: m.hlc || '000000000000000.000000', vclock: m.vclock, chunk: { index, last: m.last }, rows };
+    const schemas: Record<string, string> = {};
+    for (const r of rows) if (m.schemas[r.table] !== undefined) schemas[r.table] = m.schemas[r.table]!;
+    const body: ChangeBody = { sourceRegion: this.o.region, destination, commitLsn: m.commitLsn, commitTime: m.commitTime, xid: m.xid, hlc: m.hlc || '000000000000000.000000', vclock: m.vclock, chunk: { index, last: m.last }, rows, ...(rows.length > 0 ? { schemas } : {}) };
     let data: Uint8Array;
     try {
       data = this.o.codec.encode(makeEnvelope('change', this.o.region, body, messageId(this.o.region, m.commitLsn, index)));

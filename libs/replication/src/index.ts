@@ -6,3 +6,5 @@ export { TransactionAssembler, type AssembledTransaction, type PgMessage } from 
 export { createReplicationMetrics, type ReplicationMetrics } from './metrics.js';
 export { slotName, originName, databaseOf, PUBLICATION, META_SCHEMA, qualify, pkText } from './sql-names.js';
 export { backoff, sleep } from './retry.js';
+export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
+export { columnLayout } from './assembler.js';
