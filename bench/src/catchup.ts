@@ -80,7 +80,8 @@ export async function main(args: string[]): Promise<void> {
   const rate = numEnv('BENCH_RATE', 1000);
   const timeoutS = numEnv('BENCH_CATCHUP_TIMEOUT_S', 600);
 
-  const cluster = await Cluster.create({ database: `bench_catchup_${broker}`, broker, schemaSql: SCHEMA, tables: TABLES });
+  // A fresh prefix per run: streams/topics of an earlier run can never leak in.
+  const cluster = await Cluster.create({ database: `bench_catchup_${broker}`, broker, prefix: `rs-catchup-${broker}-${Date.now().toString(36)}`, schemaSql: SCHEMA, tables: TABLES });
   const [cut, ...writers] = cluster.regions as [string, ...string[]];
   if (writers.length === 0) throw new Error('the catch-up benchmark needs at least two regions');
   const perWriter = rate / writers.length;

@@ -67,6 +67,7 @@ export async function measurePhase<T>(s: SystemUnderTest, name: string, work: ()
     agents[k] = out;
   }
   log(`${s.name} ${name}: cpu ${JSON.stringify(cpuReport)}`);
+  if (cpuReport.restarted) log(`${s.name} ${name}: WARNING: ${cpuReport.restarted.join(', ')} exited or restarted during this phase (not by the bench); its numbers are contaminated`);
   log(`${s.name} ${name}: apply session (dst), % of samples: ${JSON.stringify(applySession, null, 1)}`);
   log(`${s.name} ${name}: walsender (src), % of samples: ${JSON.stringify(walsender)}`);
   if (Object.keys(agents).length > 0) log(`${s.name} ${name}: agent counters ${JSON.stringify(agents)}`);

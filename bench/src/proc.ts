@@ -50,6 +50,8 @@ export function pidsMatching(needle: string): number[] {
 export class RssSampler {
   private timer: NodeJS.Timeout | undefined;
   readonly maxMb = new Map<string, number>();
+  /** First sample per process (idle, before any load). */
+  readonly idleMb = new Map<string, number>();
 
   constructor(private readonly pids: () => Record<string, number | undefined>, private readonly everyMs = 100) {}
 
@@ -63,6 +65,7 @@ export class RssSampler {
     for (const [name, pid] of Object.entries(this.pids())) {
       if (pid === undefined) continue;
       const mb = rssMb(pid);
+      if (mb !== undefined && !this.idleMb.has(name)) this.idleMb.set(name, mb);
       if (mb !== undefined && mb > (this.maxMb.get(name) ?? 0)) this.maxMb.set(name, mb);
     }
   }
@@ -105,8 +108,10 @@ export class CpuMeter {
   }
 
   /** Per group: CPU seconds and share of one core over the interval; plus bench itself and the whole machine. */
-  stop(): { wallS: number; groups: Record<string, number>; benchS: number; machineBusyS: number; machineTotalS: number } {
+  stop(): { wallS: number; groups: Record<string, number>; benchS: number; machineBusyS: number; machineTotalS: number; restarted?: string[] } {
     const after = this.read();
+    // A group whose processes changed (e.g. someone restarted the broker) contaminates the phase: say so.
+    const restarted = [...after].filter(([k, m]) => [...(this.before.get(k)?.keys() ?? [])].some((pid) => !m.has(pid))).map(([k]) => k);
     const m = machineCpu();
     const self = process.cpuUsage(this.selfBefore);
     const groups: Record<string, number> = {};
@@ -122,6 +127,7 @@ export class CpuMeter {
       benchS: round((self.user + self.system) / 1e6, 2),
       machineBusyS: round(m.busy - this.machineBefore.busy, 2),
       machineTotalS: round(m.total - this.machineBefore.total, 2),
+      ...(restarted.length > 0 ? { restarted } : {}),
     };
   }
 }

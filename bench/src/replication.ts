@@ -6,6 +6,10 @@
 //       arrived_at − sent_at (same machine, same clock).
 // The three systems run one after another on their own database pairs. Progress and the
 // "where the time goes" breakdown go to stderr; the last stdout line is one JSON object.
+// Knobs: BENCH_ROWS (200000), BENCH_TX_ROWS (1000), BENCH_RATE (1000/s),
+// BENCH_LATENCY_SECONDS (10), BENCH_CONNECTIONS (8), BENCH_SYSTEMS or the first argument
+// (native,nats,kafka), BENCH_AGENT_CONFIG (JSON merged into both agents' config, e.g.
+// {"replication":{"chunkRows":5000}}), BENCH_CPU_PROF=<dir> (agents' V8 CPU profiles, summarised).
 import { ensureStack } from '@regionsync/stack';
 import { summariseProfiles } from './cpuprofile.js';
 import { bulkLoad, pacedLoad } from './load.js';
@@ -65,7 +69,8 @@ async function runSystem(s: SystemUnderTest, o: { rows: number; txRows: number; 
     const st = await latencyStats(s.dstUrl, lat.firstId, lat.lastId);
     log(`${s.name}: latency over ${st.n} rows: p50 ${st.p50Ms.toFixed(2)} ms, p90 ${st.p90Ms.toFixed(2)} ms, p99 ${st.p99Ms.toFixed(2)} ms, max ${st.maxMs.toFixed(2)} ms`);
     const agentRss = rss.stop();
-    if (rss.maxMb.size > 0) log(`${s.name}: agent max RSS ${JSON.stringify(Object.fromEntries([...rss.maxMb].map(([k, v]) => [k, round(v, 1)])))} MB`);
+    const mb = (m: Map<string, number>) => JSON.stringify(Object.fromEntries([...m].map(([k, v]) => [k, round(v, 1)])));
+    if (rss.maxMb.size > 0) log(`${s.name}: agent RSS max ${mb(rss.maxMb)} MB; idle before the load ${mb(rss.idleMb)} MB`);
     return { rows_per_s: Math.round(rowsPerS), p50_ms: round(st.p50Ms, 2), p99_ms: round(st.p99Ms, 2), ...(rss.maxMb.size > 0 ? { agent_rss_mb: round(agentRss, 1) } : {}) };
   } finally {
     rss.stop();
