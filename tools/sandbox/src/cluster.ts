@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
@@ -18,8 +19,10 @@ export interface ClusterOptions {
   schemaSql?: string;
   tables?: typeof DEMO_TABLES;
   policyFile?: string;
-  /** Extra agent config merged into each region's file (e.g. replication tuning). */
-  agentConfig?: Record<string, unknown>;
+  /** Extra agent config merged into each region's file (e.g. replication tuning), or per region. */
+  agentConfig?: Record<string, unknown> | ((region: string) => Record<string, unknown>);
+  /** Regions outside the stack's list (e.g. a scratch PostgreSQL under libfaketime): their database; they reach the brokers directly. */
+  extraRegions?: Record<string, { databaseUrl: string }>;
   /** Environment for agent processes (e.g. LD_PRELOAD for libfaketime). */
   agentEnv?: (region: string) => NodeJS.ProcessEnv;
   /** Drop and recreate the database (fresh cluster). Default true. */
@@ -39,7 +42,6 @@ export interface AgentHandle {
 
 export class Cluster {
   readonly agents = new Map<string, AgentHandle>();
-  private nextPort = 0;
 
   private constructor(readonly env: StackEnv, readonly o: Required<Pick<ClusterOptions, 'database' | 'broker' | 'prefix'>> & ClusterOptions, readonly regions: string[], readonly dir: string) {}
 
@@ -54,14 +56,18 @@ export class Cluster {
     return c;
   }
 
+  private baseUrl(region: string): string {
+    return this.o.extraRegions?.[region]?.databaseUrl ?? this.env.regions[region]!.databaseUrl;
+  }
+
   dbUrl(region: string): string {
-    const u = new URL(this.env.regions[region]!.databaseUrl);
+    const u = new URL(this.baseUrl(region));
     u.pathname = `/${this.o.database}`;
     return u.toString();
   }
 
   private async prepareDatabase(region: string, fresh: boolean): Promise<void> {
-    const admin = new pg.Client({ connectionString: this.env.regions[region]!.databaseUrl });
+    const admin = new pg.Client({ connectionString: this.baseUrl(region) });
     await admin.connect();
     try {
       const db = this.o.database;
@@ -87,23 +93,25 @@ export class Cluster {
   }
 
   configFor(region: string, port: number): Record<string, unknown> {
-    const r = this.env.regions[region]!;
+    const r = this.env.regions[region];
+    const servers = r ? (this.o.broker === 'nats' ? r.nats.servers : r.kafka.brokers) : this.o.broker === 'nats' ? this.env.nats.servers : this.env.kafka.brokers;
+    const extra = typeof this.o.agentConfig === 'function' ? this.o.agentConfig(region) : this.o.agentConfig;
     return {
       region,
       regions: this.regions,
       database: { url: this.dbUrl(region) },
-      bus: { kind: this.o.broker, servers: this.o.broker === 'nats' ? r.nats.servers : r.kafka.brokers, prefix: this.o.prefix },
+      bus: { kind: this.o.broker, servers, prefix: this.o.prefix },
       tables: this.o.tables ?? DEMO_TABLES,
       ...(this.o.policyFile ? { policyFile: this.o.policyFile } : {}),
       http: { host: '127.0.0.1', port },
-      ...this.o.agentConfig,
+      ...extra,
     };
   }
 
   /** Starts (or restarts) one region's agent process and waits until it is ready. */
   async startAgent(region: string, timeoutMs = 60_000): Promise<AgentHandle> {
     const prev = this.agents.get(region);
-    const port = prev ? Number(new URL(prev.httpUrl).port) : 47000 + (Math.abs(hash(this.o.database)) % 200) * 10 + this.nextPort++;
+    const port = prev ? Number(new URL(prev.httpUrl).port) : await freePort();
     const configPath = join(this.dir, `${region}.yaml`);
     writeFileSync(configPath, stringify(this.configFor(region, port)));
     const logPath = join(this.dir, `${region}.log`);
@@ -176,8 +184,15 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
   throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
 }
 
-function hash(s: string): number {
-  let h = 0;
-  for (const ch of s) h = (h * 31 + ch.charCodeAt(0)) | 0;
-  return h;
+/** A port nothing listens on right now (the OS picks it), kept for the agent's restarts. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
 }

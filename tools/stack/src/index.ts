@@ -2,6 +2,6 @@ export { resolveLayout, parseRegions, findRepoRoot, DEFAULT_REGIONS, type StackL
 export { up, down, status, env, type ServiceStatus } from './stack.js';
 export { stackEnv, type StackEnv, type RegionEnv, type S3Endpoint } from './stack-env.js';
 export { setProxyEnabled, resetProxies, proxySpecs } from './services/toxiproxy.js';
-export { PG_SETTINGS } from './services/postgres.js';
+export { PG_SETTINGS, startScratchPostgres, stopScratchPostgres } from './services/postgres.js';
 export { VERSIONS } from './versions.js';
 export { ensureStack, cutLink, restoreLink } from './test-support.js';

@@ -39,9 +39,12 @@ function isRoot(): boolean {
 }
 
 // PostgreSQL refuses to run as root, so as root we run its tools as the `postgres` user.
-function asPgUser(cmd: string, args: string[], what: string): string {
-  if (isRoot()) return run('runuser', ['-u', 'postgres', '--', cmd, ...args], { what, cwd: '/' });
-  return run(cmd, args, { what });
+// `extraEnv` goes through env(1) so it survives the user switch (e.g. LD_PRELOAD=libfaketime).
+function asPgUser(cmd: string, args: string[], what: string, extraEnv: Record<string, string> = {}): string {
+  const envArgs = Object.entries(extraEnv).map(([k, v]) => `${k}=${v}`);
+  const full = envArgs.length > 0 ? ['env', ...envArgs, cmd, ...args] : [cmd, ...args];
+  if (isRoot()) return run('runuser', ['-u', 'postgres', '--', ...full], { what, cwd: '/' });
+  return run(full[0]!, full.slice(1), { what });
 }
 
 function pgOwn(path: string): void {
@@ -59,8 +62,7 @@ export function pgPid(layout: StackLayout, region: string): number | undefined {
   return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
 }
 
-function initCluster(layout: StackLayout, region: string, log: Log): void {
-  const dir = pgDataDir(layout, region);
+function initCluster(layout: StackLayout, region: string, log: Log, dir = pgDataDir(layout, region)): void {
   if (existsSync(join(dir, 'PG_VERSION'))) return;
   log(`initialising PostgreSQL cluster for ${region}`);
   // Parents must stay traversable by the postgres user; only the data dir itself is 0700.
@@ -120,4 +122,39 @@ export async function postgresHealth(layout: StackLayout, i: number): Promise<st
   } finally {
     await c.end().catch(() => undefined);
   }
+}
+
+/**
+ * A PostgreSQL cluster outside the region list, for tests that need a server with its own
+ * environment (e.g. a skewed clock under libfaketime). Stopped with stopScratchPostgres.
+ */
+export async function startScratchPostgres(layout: StackLayout, name: string, port: number, env: Record<string, string>, log: Log = () => undefined): Promise<string> {
+  const dir = join(layout.stateDir, 'pg', `scratch-${name}`);
+  initCluster(layout, `scratch-${name}`, log, dir);
+  const pidFile = join(dir, 'postmaster.pid');
+  if (existsSync(pidFile) && isAlive(Number(readFileSync(pidFile, 'utf8').split('\n')[0]))) await stopScratchPostgres(layout, name);
+  const logFile = join(layout.stateDir, 'logs', `postgres-scratch-${name}.log`);
+  mkdirSync(join(layout.stateDir, 'logs'), { recursive: true });
+  if (!existsSync(logFile)) writeFileSync(logFile, '');
+  pgOwn(logFile);
+  asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', dir, '-l', logFile, '-w', '-t', '120', '-o', `-p ${port}`, 'start'], `starting scratch PostgreSQL ${name}`, env);
+  const url = `postgres://${PG_USER}:${PG_PASSWORD}@127.0.0.1:${port}/${PG_DATABASE}`;
+  await waitFor(`scratch PostgreSQL ${name}`, async () => {
+    const c = new pg.Client({ connectionString: url.replace(/\/regionsync$/, '/postgres') });
+    await c.connect();
+    try {
+      const r = await c.query('select 1 from pg_database where datname = $1', [PG_DATABASE]);
+      if (r.rowCount === 0) await c.query(`create database ${PG_DATABASE}`);
+      return true;
+    } finally {
+      await c.end();
+    }
+  }, 60_000);
+  return url;
+}
+
+export async function stopScratchPostgres(layout: StackLayout, name: string): Promise<void> {
+  const dir = join(layout.stateDir, 'pg', `scratch-${name}`);
+  if (!existsSync(join(dir, 'postmaster.pid'))) return;
+  asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', dir, '-m', 'fast', '-w', '-t', '60', 'stop'], `stopping scratch PostgreSQL ${name}`);
 }
