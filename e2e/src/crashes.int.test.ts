@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, type Broker } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { agentHealth, convergeAndCheck, describeViolations, endpoints, envNumber, RssSampler, seedProductsEverywhere } from './scenario-support.js';
+import { agentHealth, convergeAndCheck, describeViolations, endpoints, envNumber, RssSampler, seedProductsEverywhere, freshPrefix } from './scenario-support.js';
 import { Rng, runWorkload, seedFromEnv, type CounterDelta, type RecordedWrite } from './workload.js';
 
 const KILLS = envNumber('E2E_KILLS', 20);
@@ -42,7 +42,7 @@ describe.each(['nats', 'kafka'] as Broker[])('agents killed with SIGKILL under l
   const tag = `crashes ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_crash_${broker}`, broker });
+    cluster = await Cluster.create({ database: `e2e_crash_${broker}`, broker, prefix: freshPrefix(`crash${broker}`) });
     await cluster.startAll();
     agents = endpoints(cluster);
     initial = await seedProductsEverywhere(cluster, agents, PRODUCTS, 1000);

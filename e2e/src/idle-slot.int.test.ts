@@ -9,7 +9,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '@regionsync/sandbox';
-import { endpoints, envNumber, lsnToBigInt, mb, metricSamples, slotPosition } from './scenario-support.js';
+import { endpoints, envNumber, lsnToBigInt, mb, metricSamples, slotPosition, freshPrefix } from './scenario-support.js';
 
 const IDLE_MS = envNumber('E2E_IDLE_S', 180) * 1000;
 const SAMPLE_EVERY_MS = 10_000;
@@ -24,7 +24,7 @@ describe('idle database: the slot keeps advancing and its retained WAL stays bou
   const noise: pg.Client[] = [];
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: 'e2e_idle', broker: 'nats' });
+    cluster = await Cluster.create({ database: 'e2e_idle', broker: 'nats', prefix: freshPrefix(`idle`) });
     await cluster.startAll();
     for (const r of cluster.regions) {
       const admin = new pg.Client({ connectionString: cluster.env.regions[r]!.databaseUrl });

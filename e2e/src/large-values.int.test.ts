@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, checksumSql, waitUntil, type Broker } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { convergeAndCheck, describeViolations, endpoints, envNumber, RssSampler } from './scenario-support.js';
+import { convergeAndCheck, describeViolations, endpoints, envNumber, RssSampler, freshPrefix } from './scenario-support.js';
 
 const BIG_TX_ROWS = envNumber('E2E_BIG_TX_ROWS', 100_000);
 const RSS_BOUND_MB = envNumber('E2E_RSS_BOUND_MB', 300);
@@ -28,7 +28,7 @@ describe.each(['nats', 'kafka'] as Broker[])('large values and transactions on %
   const tag = `large ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_large_${broker}`, broker });
+    cluster = await Cluster.create({ database: `e2e_large_${broker}`, broker, prefix: freshPrefix(`large${broker}`) });
     await cluster.startAll();
     agents = endpoints(cluster);
     rss = new RssSampler(cluster).start();

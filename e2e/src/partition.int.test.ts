@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cutLink, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil, type Broker } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { agentHealth, convergeAndCheck, brokerRunning, currentWalLsn, describeViolations, endpoints, envNumber, lsnToBigInt, metricMode, metricSamples, originProgress, RssSampler, seedProductsEverywhere, slotPosition, startBroker, stopBroker } from './scenario-support.js';
+import { agentHealth, convergeAndCheck, brokerRunning, currentWalLsn, describeViolations, endpoints, failedPublishLsns, envNumber, lsnToBigInt, metricMode, metricSamples, originProgress, RssSampler, seedProductsEverywhere, slotPosition, startBroker, stopBroker, freshPrefix } from './scenario-support.js';
 import { runWorkload, seedFromEnv, type CounterDelta, type RecordedWrite, type WorkloadResult } from './workload.js';
 
 const CUT_MS = envNumber('E2E_CUT_S', 60) * 1000;
@@ -40,7 +40,7 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
   const tag = `partition ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_part_${broker}`, broker });
+    cluster = await Cluster.create({ database: `e2e_part_${broker}`, broker, prefix: freshPrefix(`part${broker}`) });
     await cluster.startAll();
     agents = endpoints(cluster);
     initial = await seedProductsEverywhere(cluster, agents, PRODUCTS, 1000);
@@ -76,6 +76,8 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
       // Observe the whole cut: every sample must hold.
       let samples = 0;
       let slotMax = '0/0';
+      let firstUnconfirmed: string | undefined;
+      const agentPid = cluster.agents.get(cut)!.process!.pid!;
       let retainedFirst: number | undefined;
       let retainedLast = 0;
       while (Date.now() < cutAt + CUT_MS) {
@@ -86,9 +88,13 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
         if (cluster.agents.get(cut)!.process?.exitCode !== null) problems.push(`t+${Date.now() - cutAt} ms: agent exited`);
         const slot = await slotPosition(cluster, cut);
         if (lsnToBigInt(slot.confirmed) > lsnToBigInt(slotMax)) slotMax = slot.confirmed;
-        // Nothing committed after the cut can have reached the broker: the slot stays at or below it,
-        if (lsnToBigInt(slot.confirmed) > lsnToBigInt(cutLsn)) problems.push(`t+${Date.now() - cutAt} ms: slot confirmed ${slot.confirmed} past the cut position ${cutLsn}`);
-        // and what the other regions applied from the cut one (i.e. what the broker delivered) too.
+        // The slot never passes a local transaction the broker did not confirm: the first one
+        // whose publish failed since the cut (the agent logs each failed message id). Empty
+        // transactions (applied remote changes, idle heartbeats) may be acknowledged before it.
+        const failed = failedPublishLsns(cluster.agents.get(cut)!.logPath, agentPid, cutAt - 1000);
+        firstUnconfirmed ??= failed[0];
+        if (firstUnconfirmed !== undefined && lsnToBigInt(slot.confirmed) > lsnToBigInt(firstUnconfirmed)) problems.push(`t+${Date.now() - cutAt} ms: slot confirmed ${slot.confirmed} past ${firstUnconfirmed}, a transaction whose publish the broker never confirmed`);
+        // Nothing committed after the cut reached the other regions (the broker never had it).
         for (const o of others) {
           const p = await originProgress(cluster, o, cut);
           if (p !== null && lsnToBigInt(p) > lsnToBigInt(cutLsn)) problems.push(`t+${Date.now() - cutAt} ms: ${o} applied ${cut}'s commit ${p}, after the cut position ${cutLsn}`);
@@ -114,7 +120,7 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
       const run = await convergeAndCheck(agents, { writes, deltas, initial, timeoutMs: CONVERGE_TIMEOUT_MS, tag });
       const figures = {
         broker, seed, cutRegion: cut, cutS: CUT_MS / 1000, autonomousAfterMs: detectedMs, samplesDuringCut: samples,
-        cutLsn, slotConfirmedMaxDuringCut: slotMax, walAtCutEnd: slotAtEnd.current, retainedWalMetricBytes: { first: retainedFirst, last: retainedLast },
+        cutLsn, firstUnconfirmedCommit: firstUnconfirmed, slotConfirmedMaxDuringCut: slotMax, walAtCutEnd: slotAtEnd.current, retainedWalMetricBytes: { first: retainedFirst, last: retainedLast },
         pendingTransactionsAtCutEnd: cutHealth.pendingTransactions,
         newestLocalVersion: { atCut: localBefore, atCutEnd: localAfter },
         rssMb: { atCut: Math.round(rssAtCut / 1048576), peakDuringRun: Math.round(peakMb), curvePer10s: rss.curve(cut) },
@@ -123,6 +129,8 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
       console.log(`[${tag}] figures ${JSON.stringify(figures)}`);
 
       expect(problems, 'invariants during the cut').toEqual([]);
+      // The cut really held messages back, and the slot stayed behind the first of them.
+      expect(firstUnconfirmed, 'publishes failed during the cut').toBeDefined();
       expect(samples).toBeGreaterThanOrEqual(Math.floor(CUT_MS / (SAMPLE_EVERY_MS + 2000)));
       // Local duties: local writes kept committing (newer local versions), the slot metric tracked the retained WAL.
       expect(localAfter > localBefore, `local writes in ${cut} during the cut (${localBefore} -> ${localAfter})`).toBe(true);

@@ -17,6 +17,14 @@ export function envNumber(name: string, fallback: number, env: NodeJS.ProcessEnv
   return n;
 }
 
+/**
+ * A subject/topic prefix of its own for every run: streams and topics outlive a run, and a
+ * fresh database fed by an earlier run's leftover messages would not be a fresh cluster.
+ */
+export function freshPrefix(name: string): string {
+  return `rs-${name.replace(/[^a-z0-9]/g, '')}-${Date.now().toString(36)}`.slice(0, 40);
+}
+
 export function endpoints(c: Cluster): AgentEndpoint[] {
   return c.regions.map((r) => ({ region: r, url: c.dbUrl(r), httpUrl: c.agents.get(r)!.httpUrl }));
 }
@@ -168,6 +176,28 @@ export async function originProgress(c: Cluster, destination: string, source: st
   const r = await c.query<{ lsn: string | null }>(destination, 'select remote_lsn::text as lsn from pg_replication_origin_status where external_id = $1', [name]);
   const lsn = r[0]?.lsn ?? null;
   return lsn === '0/0' ? null : lsn;
+}
+
+/**
+ * Commit LSNs of the local transactions whose publish the agent (process `pid`) reported as
+ * failed since `sinceMs`, read from its log ("publish failed; retrying", message id
+ * `<region>:<commit LSN>:<chunk>`): transactions the broker has not confirmed. Sorted.
+ */
+export function failedPublishLsns(logPath: string, pid: number, sinceMs: number): string[] {
+  const out = new Set<string>();
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (!line.includes('publish failed')) continue;
+    let j: { pid?: number; time?: number; id?: string; msg?: string };
+    try {
+      j = JSON.parse(line) as typeof j;
+    } catch {
+      continue;
+    }
+    if (j.pid !== pid || (j.time ?? 0) < sinceMs || j.msg !== 'publish failed; retrying' || !j.id) continue;
+    const m = /^[^:]+:([0-9A-Fa-f]+\/[0-9A-Fa-f]+):\d+$/.exec(j.id);
+    if (m) out.add(m[1]!);
+  }
+  return [...out].sort((a, b) => (lsnToBigInt(a) < lsnToBigInt(b) ? -1 : lsnToBigInt(a) > lsnToBigInt(b) ? 1 : 0));
 }
 
 // ---------------------------------------------------------------------------------------
