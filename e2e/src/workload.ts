@@ -44,10 +44,8 @@ export interface WorkloadOptions {
   products?: number;
   maxRowsPerTx?: number;
   /**
-   * Also use `INSERT ... ON CONFLICT DO NOTHING` (env E2E_INSERT_IGNORE=1). Off by default:
-   * it diverges regions today (the BEFORE INSERT stamp trigger bumps the row's version even
-   * when the insert turns into a no-op; the bump is never replicated and makes this region
-   * skip newer remote writes). Turn it on by default once the trigger is fixed.
+   * Also use `INSERT ... ON CONFLICT DO NOTHING` (on unless E2E_INSERT_IGNORE=0): a no-op insert
+   * must not stamp a version (the stamp trigger skips existing keys under a per-key lock).
    */
   insertIgnore?: boolean;
   log?: (line: string) => void;

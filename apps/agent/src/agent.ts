@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type Bus, type Consumer } from '@regionsync/bus';
 import { changesSubject, createCodec, heartbeatsSubject, isRetryable, makeEnvelope, RegionsyncError, type HeartbeatBody } from '@regionsync/protocol';
-import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
+import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, newcomers, publishSnapshot, qualify, recordMembership, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
 import { loadPolicy, policyRuntime, type PolicyRuntime } from './policy-hooks.js';
@@ -125,6 +125,7 @@ export class Agent {
       idleHeartbeatMs: cfg.replication.idleHeartbeatMs,
     });
     this.loops.push(this.capture.run(signal));
+    await this.initialCopy(codec);
     this.loops.push(this.heartbeats(signal));
     this.loops.push(this.watchSlot(signal));
     const h = await startHttpServer(cfg.http.host, cfg.http.port, this.registry, this);
@@ -133,6 +134,29 @@ export class Agent {
     this.readyFlag = true;
     this.setMode(this.bus.health().connected ? 'connected' : 'autonomous');
     log.info({ http: this.httpUrl }, 'agent started');
+  }
+
+  /**
+   * A destination or table this agent has never replicated before gets an initial copy of
+   * what this region holds (capture is already publishing to it, so there is no gap).
+   */
+  private async initialCopy(codec: ReturnType<typeof createCodec>): Promise<void> {
+    const { cfg } = this;
+    const db = await this.pool!.connect();
+    try {
+      const tables = cfg.tables.map((t) => qualify(t.name));
+      const others = cfg.regions.filter((r) => r !== cfg.region);
+      const fresh = await newcomers(db, others, tables);
+      const snapshotOpts = { region: cfg.region, prefix: cfg.bus.prefix, publisher: this.bus!, codec, egress: this.hooks.egress ?? this.policy.egress, log: this.log.child({ component: 'initial-copy' }), chunkRows: cfg.replication.chunkRows };
+      const knownRegions = others.filter((r) => !fresh.regions.includes(r));
+      let sent = await publishSnapshot(db, snapshotOpts, tables, fresh.regions);
+      sent += await publishSnapshot(db, snapshotOpts, fresh.tables, knownRegions);
+      await this.policy.ackBarrier?.();
+      await recordMembership(db, others, tables);
+      if (sent > 0) this.log.info({ newRegions: fresh.regions, newTables: fresh.tables, rows: sent }, 'initial copy sent');
+    } finally {
+      db.release();
+    }
   }
 
   private setMode(mode: AgentMode): void {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { AUDIT_DDL, AuditQueue, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, hashKeyFromEnv, ingressDecision, loadPolicyFile, policyHash, type Policy } from '@regionsync/gdpr';
+import { AUDIT_DDL, AuditQueue, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, type Policy } from '@regionsync/gdpr';
 import { RegionsyncError, type RowChange } from '@regionsync/protocol';
 import { errInfo, type EgressFilter, type IngressFilter } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
@@ -48,8 +48,24 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
   const hashKey = hashKeyFromEnv(policy);
   const transfers = new Counter({ name: 'regionsync_gdpr_transfers_total', help: 'Egress decisions per destination (send, redact, withhold)', labelNames: ['destination', 'decision'] as const, registers: [registry] });
   const violations = new Counter({ name: 'regionsync_gdpr_violations_total', help: 'Incoming rows refused by the local residency check (should stay 0)', labelNames: ['source'] as const, registers: [registry] });
+  const misplaced = new Counter({ name: 'regionsync_gdpr_misplaced_total', help: 'Local writes of rows outside their home jurisdiction, or with an unknown home (policy misplaced/moved: report)', labelNames: ['table', 'reason'] as const, registers: [registry] });
   const audit = new AuditQueue(pool, cfg.region, (err) => log.warn({ err: errInfo(err) }, 'audit write failed; retrying'));
+  // Capture calls egress once per destination with the same row object: the misplaced
+  // check runs once per row. Under `report` the row stays where it was written and
+  // egress still forwards it only where it may live; an operator repairs the data.
+  // (`relocate` is not implemented yet: it is reported the same way.)
+  const checked = new WeakSet<RowChange>();
+  const checkPlacement = (row: RowChange): void => {
+    if (checked.has(row)) return;
+    checked.add(row);
+    if (row.op === 'delete') return;
+    const m = misplacedDecision(policy, { table: row.table, row: rowOf(row), localRegion: cfg.region });
+    if (m.action === 'ok') return;
+    misplaced.inc({ table: row.table, reason: m.reason });
+    audit.record({ at: Date.now(), kind: 'withheld', table: row.table, key: auditKey(policy, row.table, row.key), reason: m.reason });
+  };
   const egress: EgressFilter = (row, destination) => {
+    checkPlacement(row);
     const d = egressDecision(policy, { table: row.table, row: rowOf(row), sourceRegion: cfg.region, destination });
     transfers.inc({ destination, decision: d.action });
     if (d.action === 'send') return row;

@@ -177,36 +177,51 @@ export class Applier {
       // Ids older than a day only guard against replays a re-merge would absorb anyway.
       await db.query(`delete from ${META_SCHEMA}.applied_messages where applied_at < now() - interval '24 hours'`).catch(() => undefined);
     }
-    try {
-      // Repeatable read: the merge reads rows and versions, then writes the merged state.
-      // Under read committed a local write committed in between (the stamp trigger and the
-      // row lock only serialise writers, not this read) was silently overwritten with the
-      // stale merged state: lost local write, regressed version and counter contribution.
-      // Here such a write makes ours fail with a serialization error, retried afresh.
-      await db.query('begin isolation level repeatable read');
-      await db.query(`insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) values ($1, $2::pg_lsn, $3) on conflict do nothing`, [source, body.commitLsn, body.chunk.index]);
-      // Only the last chunk records origin progress: a crash between chunks re-applies the
-      // earlier ones, which the merge rules make harmless (same version = no change).
-      if (body.chunk.last) await db.query('select pg_replication_origin_xact_setup($1, $2)', [body.commitLsn, body.commitTime]);
-      const changed = await this.applyRows(db, body);
-      await db.query(
-        `update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, $1), vclock = vclock || jsonb_build_object($2::text, greatest(coalesce(vclock ->> $2, ''), $1)) where id = 1`,
-        [body.hlc, source],
-      );
-      await db.query('commit');
-      if (body.chunk.last && (s.progress === undefined || compareLsn(body.commitLsn, s.progress) > 0)) s.progress = body.commitLsn;
-      this.o.metrics?.transactionsApplied.inc({ source });
-      this.o.metrics?.rowsApplied.inc({ source }, changed);
-      this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(body.commitTime)) / 1000));
-      return 'applied';
-    } catch (err) {
-      await db.query('rollback').catch(() => undefined);
-      this.o.metrics?.applyErrors.inc({ source });
-      // A broken session (connection lost, origin busy) is rebuilt on the next attempt.
-      this.sessions.delete(source);
-      await db.end().catch(() => undefined);
-      throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index} failed`, { cause: err, retryable: true });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.applyInTransaction(s, body);
+      } catch (err) {
+        await db.query('rollback').catch(() => undefined);
+        // A local write committed under our feet (serialization failure) or a deadlock with
+        // the stamp trigger: retry at once on the same session, it is not a broken connection.
+        const code = (err as { code?: string }).code;
+        if ((code === '40001' || code === '40P01') && attempt < 20) {
+          this.o.metrics?.applyRetries.inc({ source });
+          continue;
+        }
+        this.o.metrics?.applyErrors.inc({ source });
+        // A broken session (connection lost, origin busy) is rebuilt on the next attempt.
+        this.sessions.delete(source);
+        await db.end().catch(() => undefined);
+        throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index} failed`, { cause: err, retryable: true });
+      }
     }
+  }
+
+  private async applyInTransaction(s: SourceSession, body: ChangeBody): Promise<ApplyOutcome> {
+    const db = s.client;
+    const source = body.sourceRegion;
+    // Repeatable read: the merge reads rows and versions, then writes the merged state.
+    // Under read committed a local write committed in between (the stamp trigger and the
+    // row lock only serialise writers, not this read) was silently overwritten with the
+    // stale merged state: lost local write, regressed version and counter contribution.
+    // Here such a write makes ours fail with a serialization error, retried afresh.
+    await db.query('begin isolation level repeatable read');
+    await db.query(`insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) values ($1, $2::pg_lsn, $3) on conflict do nothing`, [source, body.commitLsn, body.chunk.index]);
+    // Only the last chunk records origin progress: a crash between chunks re-applies the
+    // earlier ones, which the merge rules make harmless (same version = no change).
+    if (body.chunk.last) await db.query('select pg_replication_origin_xact_setup($1, $2)', [body.commitLsn, body.commitTime]);
+    const changed = await this.applyRows(db, body);
+    await db.query(
+      `update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, $1), vclock = vclock || jsonb_build_object($2::text, greatest(coalesce(vclock ->> $2, ''), $1)) where id = 1`,
+      [body.hlc, source],
+    );
+    await db.query('commit');
+    if (body.chunk.last && (s.progress === undefined || compareLsn(body.commitLsn, s.progress) > 0)) s.progress = body.commitLsn;
+    this.o.metrics?.transactionsApplied.inc({ source });
+    this.o.metrics?.rowsApplied.inc({ source }, changed);
+    this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(body.commitTime)) / 1000));
+    return 'applied';
   }
 
   private appliedSinceGc = 0;

@@ -8,3 +8,4 @@ export { slotName, originName, databaseOf, PUBLICATION, META_SCHEMA, qualify, pk
 export { backoff, sleep } from './retry.js';
 export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
 export { columnLayout } from './assembler.js';
+export { publishSnapshot, newcomers, recordMembership, SNAPSHOT_CHUNK_BASE } from './snapshot.js';

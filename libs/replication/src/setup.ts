@@ -128,6 +128,12 @@ begin
     return NEW;
   end if;
   if TG_OP = 'DELETE' then v_pk := ${pkExpr('OLD', t.keyColumns)}; else v_pk := ${pkExpr('NEW', t.keyColumns)}; end if;
+  -- An INSERT whose key exists will not write this row (ON CONFLICT DO NOTHING) or will
+  -- become an UPDATE that stamps itself (DO UPDATE): stamping here would leave a version no
+  -- row carries. The per-key lock makes a concurrent insert of the same key wait for ours
+  -- to commit, so its check below sees our row.
+  if TG_OP = 'INSERT' then perform pg_advisory_xact_lock(hashtextextended(${quoteLiteral(t.name)} || chr(30) || v_pk, 0)); end if;
+  if TG_OP = 'INSERT' and exists (select 1 from ${quoteTable(t.name)} x where ${t.keyColumns.map((k) => `x.${quoteIdent(k)} = NEW.${quoteIdent(k)}`).join(' and ')}) then return NEW; end if;
   select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk for update;
   select max_hlc, vclock into v_max, v_seen from ${META_SCHEMA}.node_clock where id = 1;
   select region into v_region from ${META_SCHEMA}.settings where id = 1;

@@ -137,6 +137,31 @@ export class Cluster {
     return handle;
   }
 
+  /**
+   * Adds a region to a running cluster the documented way: every running agent is
+   * restarted (drained with SIGTERM) with the new region list, then the new region's
+   * agent starts on its empty database (schema only) and receives its initial copy.
+   */
+  async addRegion(region: string, databaseUrl?: string): Promise<void> {
+    if (databaseUrl) this.o.extraRegions = { ...this.o.extraRegions, [region]: { databaseUrl } };
+    this.regions.push(region);
+    await this.prepareDatabase(region, true);
+    for (const r of [...this.agents.keys()]) await this.restartAgent(r);
+    await this.startAgent(region);
+  }
+
+  /** Changes the replicated tables of every agent (rolling restart). */
+  async setTables(tables: NonNullable<ClusterOptions['tables']>): Promise<void> {
+    this.o.tables = tables;
+    for (const r of [...this.agents.keys()]) await this.restartAgent(r);
+  }
+
+  async restartAgent(region: string): Promise<AgentHandle> {
+    const code = await this.stopAgent(region, 'SIGTERM');
+    if (code !== 0 && code !== null) throw new Error(`agent ${region} exited with ${code} while draining`);
+    return this.startAgent(region);
+  }
+
   async startAll(): Promise<void> {
     for (const r of this.regions) await this.startAgent(r);
   }

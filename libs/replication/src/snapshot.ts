@@ -1,0 +1,131 @@
+// Initial copy for a region that joins or a table that is added to a running cluster.
+// The agent that sees a destination or table for the first time publishes what it holds —
+// rows with the versions they already have, tombstones, every region's counter
+// contributions — as ordinary change messages through the egress policy. Capture is already
+// publishing to the destination when the snapshot is read, so stream + snapshot leave no
+// gap, and the merge rules make the overlap harmless (no duplicate effect).
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { changesSubject, makeEnvelope, messageId, type ChangeBody, type RowChange } from '@regionsync/protocol';
+import type { ChangeCodec, ChangePublisher, EgressFilter } from './capture.js';
+import { columnLayout } from './assembler.js';
+import { loadTableInfo } from './table-info.js';
+import { META_SCHEMA, PK_SEPARATOR, quoteIdent, quoteTable } from './sql-names.js';
+
+/** Chunk indexes of snapshot messages start here so they never collide with a transaction's. */
+export const SNAPSHOT_CHUNK_BASE = 1_000_000;
+const HLC_ZERO = '000000000000000.000000';
+
+export const MEMBERSHIP_DDL = `create table if not exists ${META_SCHEMA}.membership (kind text not null, name text not null, since timestamptz not null default now(), primary key (kind, name));`;
+
+export interface SnapshotOptions {
+  region: string;
+  prefix?: string;
+  publisher: ChangePublisher;
+  codec: ChangeCodec;
+  egress?: EgressFilter;
+  log: Logger;
+  chunkRows?: number;
+}
+
+/** Regions and tables this agent has not replicated to/from before (recorded after the copy). */
+export async function newcomers(db: pg.ClientBase, regions: string[], tables: string[]): Promise<{ regions: string[]; tables: string[]; firstStart: boolean }> {
+  await db.query(MEMBERSHIP_DDL);
+  const r = await db.query<{ kind: string; name: string }>(`select kind, name from ${META_SCHEMA}.membership`);
+  const known = new Set(r.rows.map((x) => `${x.kind}:${x.name}`));
+  return { regions: regions.filter((x) => !known.has(`region:${x}`)), tables: tables.filter((x) => !known.has(`table:${x}`)), firstStart: r.rowCount === 0 };
+}
+
+export async function recordMembership(db: pg.ClientBase, regions: string[], tables: string[]): Promise<void> {
+  await db.query(`insert into ${META_SCHEMA}.membership (kind, name) select 'region', unnest($1::text[]) on conflict do nothing`, [regions]);
+  await db.query(`insert into ${META_SCHEMA}.membership (kind, name) select 'table', unnest($1::text[]) on conflict do nothing`, [tables]);
+}
+
+interface VersionRow {
+  hlc: string | null;
+  region: string | null;
+  deleted: boolean | null;
+  counters: Record<string, Record<string, { total: string; version: { hlc: string; region: string } }>> | null;
+  redacted?: string[] | null;
+  __pk: string;
+}
+
+/** Publishes `tables` as held locally to `destinations`; returns rows sent per destination. */
+export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tables: string[], destinations: string[]): Promise<number> {
+  if (tables.length === 0 || destinations.length === 0) return 0;
+  let sent = 0;
+  await db.query('begin isolation level repeatable read read only');
+  try {
+    const lsn = (await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+    let chunk = SNAPSHOT_CHUNK_BASE;
+    const pending: Promise<unknown>[] = [];
+    const flush = async (rows: RowChange[], schemas: Record<string, string>) => {
+      for (const destination of destinations) {
+        const out = o.egress ? rows.map((r) => o.egress!(r, destination)).filter((r): r is RowChange => r !== null) : rows;
+        if (out.length === 0) continue;
+        const index = chunk++;
+        const hlc = out.reduce((m, r) => (r.version.hlc > m ? r.version.hlc : m), HLC_ZERO);
+        const body: ChangeBody = { sourceRegion: o.region, destination, commitLsn: lsn, commitTime: new Date().toISOString(), xid: 0, hlc, vclock: {}, chunk: { index, last: false }, rows: out, schemas };
+        const id = messageId(o.region, lsn, index);
+        pending.push(o.publisher.publish(changesSubject(o.prefix, destination), o.codec.encode(makeEnvelope('change', o.region, body, id)), { id, key: o.region }));
+        sent += out.length;
+        if (pending.length >= 32) await Promise.all(pending.splice(0));
+      }
+    };
+    for (const table of tables) {
+      const info = await loadTableInfo(db, table);
+      const layout = columnLayout({ columns: (await db.query<{ name: string; typeOid: number }>(
+        `select attname as name, atttypid::int as "typeOid" from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`, [quoteTable(table)])).rows });
+      const pkExpr = info.keyColumns.map((k) => `coalesce(t.${quoteIdent(k)}::text, '')`).join(` || chr(31) || `);
+      const cols = info.columns.map((c) => `t.${quoteIdent(c.name)}::text as ${quoteIdent(c.name)}`).join(', ');
+      const live = await db.query<Record<string, string | null> & VersionRow>(
+        `select ${cols}, ${pkExpr} as __pk, rv.hlc, rv.region, rv.deleted, rv.counters, rv.redacted from ${quoteTable(table)} t
+           left join ${META_SCHEMA}.row_versions rv on rv.table_name = $1 and rv.pk = ${pkExpr}`,
+        [info.name],
+      );
+      const tombs = await db.query<VersionRow & { pk: string }>(`select pk, pk as __pk, hlc, region, deleted, counters from ${META_SCHEMA}.row_versions where table_name = $1 and deleted`, [info.name]);
+      let rows: RowChange[] = [];
+      const push = async (r: RowChange) => {
+        rows.push(r);
+        if (rows.length >= (o.chunkRows ?? 500)) {
+          await flush(rows, { [info.name]: layout });
+          rows = [];
+        }
+      };
+      for (const row of live.rows) {
+        const { hlc, region, counters, __pk: _pk, deleted: _d, redacted, ...values } = row;
+        const key = Object.fromEntries(info.keyColumns.map((k) => [k, values[k] ?? null]));
+        const version = { hlc: hlc ?? HLC_ZERO, region: region ?? o.region };
+        const counterCols = new Set(Object.keys(counters ?? {}));
+        const held = new Set(redacted ?? []); // only ever received redacted here: never forwarded
+        const rowValues = Object.fromEntries(Object.entries(values).filter(([k]) => !counterCols.has(k) && !held.has(k)));
+        await push({ table: info.name, op: 'insert', key, values: rowValues, ...(held.size > 0 ? { unchangedToast: [...held] } : {}), version });
+        await pushContributions(push, info.name, key, counters);
+      }
+      for (const t of tombs.rows) {
+        const parts = t.pk.split(PK_SEPARATOR);
+        const key = Object.fromEntries(info.keyColumns.map((k, i) => [k, parts[i] ?? null]));
+        // No contributions after a tombstone: a newer contribution version would revive the row.
+        await push({ table: info.name, op: 'delete', key, version: { hlc: t.hlc!, region: t.region! } });
+      }
+      if (rows.length > 0) await flush(rows, { [info.name]: layout });
+      o.log.info({ table: info.name, destinations, live: live.rowCount, tombstones: tombs.rowCount }, 'initial copy published');
+    }
+    await Promise.all(pending);
+    await db.query('commit');
+  } catch (err) {
+    await db.query('rollback').catch(() => undefined);
+    throw err;
+  }
+  return sent;
+}
+
+// Each region's cumulative contribution travels as its own change so the receiver's
+// per-region merge sees every one of them, exactly as if that region had sent it.
+async function pushContributions(push: (r: RowChange) => Promise<void>, table: string, key: Record<string, string | null>, counters: VersionRow['counters']): Promise<void> {
+  for (const [column, byRegion] of Object.entries(counters ?? {})) {
+    for (const [region, c] of Object.entries(byRegion)) {
+      await push({ table, op: 'update', key, values: {}, counters: { [column]: { region, total: c.total } }, version: c.version });
+    }
+  }
+}
