@@ -4,11 +4,14 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type Bus, type Consumer } from '@regionsync/bus';
-import { changesSubject, createCodec, heartbeatsSubject, isRetryable, makeEnvelope, RegionsyncError, type HeartbeatBody } from '@regionsync/protocol';
+import { changesSubject, createCodec, errorCode, heartbeatsSubject, makeEnvelope, RegionsyncError, type HeartbeatBody } from '@regionsync/protocol';
 import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, newcomers, publishSnapshot, qualify, recordMembership, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
 import { loadPolicy, policyRuntime, type PolicyRuntime } from './policy-hooks.js';
+
+const POISON = new Set(['RS_PROTOCOL_DECODE', 'RS_PROTOCOL_SCHEMA', 'RS_PROTOCOL_VERSION', 'RS_PROTOCOL_TOO_LARGE', 'RS_CONFLICT_INVALID_VERSION', 'RS_CONFLICT_STRATEGY']);
+const isPoison = (err: unknown) => POISON.has(errorCode(err) ?? '') || (err instanceof Error && POISON.has(errorCode(err.cause) ?? ''));
 
 export type AgentMode = 'starting' | 'connected' | 'autonomous' | 'catching-up' | 'draining' | 'refusing';
 
@@ -100,7 +103,9 @@ export class Agent {
             await applier.apply(env.body);
             return;
           } catch (err) {
-            if (!isRetryable(err) || signal.aborted) throw err;
+            // Only a message that can never apply (bad shape) may go to the dead-letter
+            // subject; anything else (database down, origin busy, skew) is retried in place.
+            if (isPoison(err) || signal.aborted) throw err;
             if (attempt % 10 === 0) applyLog.warn({ source: env.body.sourceRegion, lsn: env.body.commitLsn, attempt, err: errInfo(err) }, 'apply failed; retrying');
             await sleep(Math.min(10_000, 100 * 2 ** Math.min(attempt, 7)), signal);
           }

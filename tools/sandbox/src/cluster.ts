@@ -179,8 +179,25 @@ export class Cluster {
     return code;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops every agent (drained). Unless `keepSlots`, also drops this database's slots and
+   * origins: an abandoned slot would keep retaining WAL on a cluster other tests share.
+   */
+  async stop(opts: { keepSlots?: boolean } = {}): Promise<void> {
     for (const r of this.agents.keys()) await this.stopAgent(r, 'SIGTERM');
+    if (opts.keepSlots) return;
+    for (const r of this.regions) {
+      const admin = new pg.Client({ connectionString: this.baseUrl(r) });
+      try {
+        await admin.connect();
+        await admin.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1 and not active`, [this.o.database]);
+        await admin.query(`select pg_replication_origin_drop(roname) from pg_replication_origin where roname like $1`, [`regionsync_${this.o.database.replace(/\W/g, '_').toLowerCase()}_%`]);
+      } catch {
+        // best effort: the database or cluster may already be gone
+      } finally {
+        await admin.end().catch(() => undefined);
+      }
+    }
   }
 
   async query<T extends pg.QueryResultRow = pg.QueryResultRow>(region: string, sql: string, params: unknown[] = []): Promise<T[]> {

@@ -14,7 +14,9 @@ export const PG_DATABASE = 'regionsync';
 export const PG_SETTINGS: Record<string, string> = {
   wal_level: 'logical',
   track_commit_timestamp: 'on',
-  max_replication_slots: '32',
+  // Also bounds how many replication origins can hold progress: every test database has
+  // one per source region, so keep plenty.
+  max_replication_slots: '256',
   max_wal_senders: '32',
   max_worker_processes: '16',
   max_logical_replication_workers: '8',
