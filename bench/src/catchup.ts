@@ -102,9 +102,10 @@ export async function main(args: string[]): Promise<void> {
     await cutLink(cut, broker);
     const cutAt = Date.now();
     await waitUntil(`${cut} autonomous`, async () => (await health(cutUrl)).mode === 'autonomous', 60_000, 250);
+    const writeFrom = Date.now();
     const during = await Promise.all(writers.map((r, i) => paced(cluster.dbUrl(r), r, 1e12 * (i + 1) + 1e9, perWriter, cutAt + cutS * 1000)));
     const backlog = during.reduce((a, w) => a + w.rows, 0);
-    const offered = backlog / ((Date.now() - cutAt) / 1000);
+    const offered = backlog / ((cutAt + cutS * 1000 - writeFrom) / 1000);
     const before = await checksum(cluster, cut);
     log(`cut over: ${backlog} rows written (${Math.round(offered)} rows/s offered; writers at most ${Math.max(...during.map((w) => w.behindMaxMs))} ms behind schedule); ${cut} holds ${before.n - warmRows} of them; peak RSS so far ${Math.round(peak)} MB`);
 
