@@ -107,8 +107,10 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
       const localAfter = await newestLocalVersion(cluster, cut);
       const slotAtEnd = await slotPosition(cluster, cut);
       const cutHealth = await agentHealth(httpUrl);
-      const rssCut = rss.series.get(cut)!.samples.filter((s) => s.t >= 0);
-      const peakMb = Math.max(...rssCut.map((s) => s.bytes)) / (1024 * 1024);
+      // RSS over the cut: every sample from the cut to its end.
+      const cutEnd = Date.now();
+      const peakMb = rss.peakBytes(cut, cutAt, cutEnd) / (1024 * 1024);
+      const cutSamples = rss.series.get(cut)!.samples.filter((s) => s.t + rss.t0 >= cutAt && s.t + rss.t0 <= cutEnd).length;
 
       await restoreLink(cut, broker);
       const restoredAt = Date.now();
@@ -123,7 +125,7 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
         cutLsn, firstUnconfirmedCommit: firstUnconfirmed, slotConfirmedMaxDuringCut: slotMax, walAtCutEnd: slotAtEnd.current, retainedWalMetricBytes: { first: retainedFirst, last: retainedLast },
         pendingTransactionsAtCutEnd: cutHealth.pendingTransactions,
         newestLocalVersion: { atCut: localBefore, atCutEnd: localAfter },
-        rssMb: { atCut: Math.round(rssAtCut / 1048576), peakDuringRun: Math.round(peakMb), curvePer10s: rss.curve(cut) },
+        rssMb: { peakBeforeCut: Math.round(rssAtCut / 1048576), peakOverCut: Math.round(peakMb), samplesOverCut: cutSamples, peakWholeRun: Math.round(rss.peakBytes(cut) / 1048576), curvePer10s: rss.curve(cut) },
         reconnectMs, convergeMs: run.convergence.ms, transactions: w.committed, writes: w.writes.length,
       };
       console.log(`[${tag}] figures ${JSON.stringify(figures)}`);
@@ -135,7 +137,9 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
       // Local duties: local writes kept committing (newer local versions), the slot metric tracked the retained WAL.
       expect(localAfter > localBefore, `local writes in ${cut} during the cut (${localBefore} -> ${localAfter})`).toBe(true);
       expect(retainedLast, 'retained WAL metric grew while the slot was held').toBeGreaterThan(retainedFirst ?? 0);
+      expect(cutSamples, 'RSS samples over the cut').toBeGreaterThan(0);
       expect(peakMb, `agent RSS over the cut (MB), bound ${RSS_BOUND_MB}`).toBeLessThan(RSS_BOUND_MB);
+      expect(rss.peakBytes(cut) / 1048576, `agent RSS over the whole run incl. catch-up (MB), bound ${RSS_BOUND_MB}`).toBeLessThan(RSS_BOUND_MB);
       expect(run.convergence.why).toBe('');
       expect(run.convergence.converged).toBe(true);
       expect(describeViolations(run.violations), `seed ${seed}`).toEqual([]);

@@ -56,7 +56,8 @@ export interface RssSeries {
 export class RssSampler {
   private timer: ReturnType<typeof setInterval> | undefined;
   readonly series = new Map<string, RssSeries>();
-  private t0 = Date.now();
+  /** Epoch ms the samples' `t` is relative to. */
+  t0 = Date.now();
 
   constructor(private readonly cluster: Cluster, private readonly regions: string[] = cluster.regions, private readonly everyMs = 250) {
     for (const r of regions) this.series.set(r, { region: r, samples: [] });
@@ -85,8 +86,9 @@ export class RssSampler {
     }
   }
 
-  peakBytes(region: string): number {
-    return Math.max(0, ...this.series.get(region)!.samples.map((s) => s.bytes));
+  /** Peak RSS of a region's agent, optionally only between two epoch-ms instants. */
+  peakBytes(region: string, from = 0, to = Infinity): number {
+    return Math.max(0, ...this.series.get(region)!.samples.filter((s) => s.t + this.t0 >= from && s.t + this.t0 <= to).map((s) => s.bytes));
   }
 
   /** Per region: samples, first/min/max/last in MB, for the test's report. */
