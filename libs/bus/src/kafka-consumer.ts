@@ -11,6 +11,13 @@ import { errorMessage, type ResolvedConsumeOptions } from './options.js';
 import { HEADERS, type BusMessage, type Consumer, type ConsumerStats } from './types.js';
 
 const RECENT_IDS_PER_PARTITION = 10_000;
+/**
+ * kafkajs can stop fetching after its connection was cut without ever emitting CRASH
+ * (seen after a Toxiproxy cut and a broker restart: minutes with no fetch). Fetch events,
+ * handler progress and in-place retries count as activity; this long without any
+ * re-creates the consumer (offsets are committed, so it resumes where it was).
+ */
+export const KAFKA_STALL_MS = 30_000;
 const EMPTY = new Uint8Array(0);
 
 export function headerValue(headers: IHeaders | undefined, name: string): string | undefined {
@@ -42,6 +49,10 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
   const { log, backoff } = bus.opts;
   const signal = opts.signal;
   const lastOffset = new Map<number, bigint>();
+  let lastActivity = Date.now();
+  const alive = () => {
+    lastActivity = Date.now();
+  };
   const recent = new Map<number, RecentIds>();
 
   const eachBatch = async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload) => {
@@ -67,7 +78,11 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
           deliveryCount: 1,
           seq: `${partition}:${m.offset}`,
         };
-        const outcome = await deliver(msg, { opts, backoff, log, stats, deadLetter: (dm, reason) => bus.deadLetter(dm, reason), keepAlive: () => void heartbeat().catch(() => undefined), keepAliveMs: 3_000 });
+        const outcome = await deliver(msg, { opts, backoff, log, stats, deadLetter: (dm, reason) => bus.deadLetter(dm, reason), keepAlive: () => {
+          alive();
+          void heartbeat().catch(() => undefined);
+        }, keepAliveMs: 3_000 });
+        alive();
         if (outcome === 'aborted') break;
         resolveOffset(m.offset);
         stats.acked += 1;
@@ -104,6 +119,12 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
         bus.markHealthy(false, e.payload.error);
         if (!e.payload.restart) crashed(errorMessage(e.payload.error));
       });
+      consumer.on(consumer.events.FETCH_START, alive);
+      consumer.on(consumer.events.FETCH, alive);
+      alive();
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastActivity > KAFKA_STALL_MS) crashed(`stalled: no fetch or progress for ${Math.round((Date.now() - lastActivity) / 1000)} s`);
+      }, 5_000);
       let started = false;
       try {
         await consumer.connect();
@@ -122,6 +143,7 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
       } catch (err) {
         if (!signal.aborted) log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus Kafka consumer failed to start; retrying');
       } finally {
+        clearInterval(watchdog);
         await consumer.disconnect().catch(() => undefined);
       }
       if (!signal.aborted) await sleep(backoffDelay(backoff, started ? 0 : failures++), signal);
