@@ -6,10 +6,10 @@
 // processed) + 1, by re-creating the durable consumer when it is not already there. That
 // happens at start and after every reconnect. Deliveries at or below the last processed
 // sequence (late redeliveries) are acknowledged and skipped.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { backoffDelay, sleep } from './backoff.js';
-import { deliver, deliverBatch } from './delivery.js';
+import { deliver } from './delivery.js';
 import type { NatsBus } from './nats-bus.js';
 import { errorMessage, type ResolvedConsumeOptions } from './options.js';
 import { natsStreamFor } from './topology.js';
@@ -43,70 +43,37 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
         iter = await c.consume({ max_messages: opts.maxInFlight, expires: 5_000 });
         handledInIter = 0;
         if (signal.aborted) break;
-        // Messages are taken one at a time, plus (batch mode) whatever the subscription has
-        // already buffered behind the first one, up to maxBatch; all are acknowledged after
-        // they were handled, in order.
-        const it = iter[Symbol.asyncIterator]();
-        let ahead: Promise<IteratorResult<JsMsg>> | undefined;
-        const limit = opts.batchHandler ? opts.maxBatch : 1;
-        for (let ended = false; !ended && !signal.aborted; ) {
-          const first = await (ahead ?? it.next());
-          ahead = undefined;
-          if (first.done) break;
-          const batch: JsMsg[] = [first.value];
-          while (batch.length < limit && iter.getPending() > 0) {
-            const p = it.next();
-            // Only what is already buffered: never wait for the broker to fill a batch.
-            const r = await Promise.race([p, new Promise<'later'>((resolve) => setImmediate(() => resolve('later')))]);
-            if (r === 'later') {
-              p.catch(() => undefined); // awaited in the next round; never an unhandled rejection
-              ahead = p;
-              break;
-            }
-            if (r.done) {
-              ended = true;
-              break;
-            }
-            batch.push(r.value);
-          }
+        for await (const m of iter) {
           progressed = true;
-          const todo: JsMsg[] = [];
-          for (const m of batch) {
-            if (m.seq <= lastSeq) {
-              m.ack();
-              handledInIter += 1;
-            } else if (todo.length === 0 || m.seq > todo[todo.length - 1]!.seq) todo.push(m);
-            // else: not above the previous one (a late redelivery): skipped, as it would be once
-            // the batch is processed (at or below the last processed sequence).
-            else handledInIter += 1;
+          if (m.seq <= lastSeq) {
+            m.ack();
+            handledInIter += 1;
+            continue;
           }
-          if (todo.length === 0) continue;
-          const msgs: BusMessage[] = todo.map((m) => ({
+          const msg: BusMessage = {
             subject: m.subject,
             data: m.data,
             id: m.headers?.get(HEADERS.id) || undefined,
             key: m.headers?.get(HEADERS.key) || undefined,
             deliveryCount: m.info.deliveryCount,
             seq: String(m.seq),
-          }));
-          const ctx = {
+          };
+          const outcome = await deliver(msg, {
             opts,
             backoff,
             log,
             stats,
-            deadLetter: (dm: BusMessage, reason: string) => bus.deadLetter(dm, reason),
-            keepAlive: () => todo.forEach((m) => m.working()),
+            deadLetter: (dm, reason) => bus.deadLetter(dm, reason),
+            keepAlive: () => m.working(),
             keepAliveMs: KEEPALIVE_MS,
-          };
-          const handled = todo.length === 1 ? ((await deliver(msgs[0]!, ctx)) === 'done' ? 1 : 0) : await deliverBatch(msgs, ctx);
-          for (const m of todo.slice(0, handled)) {
-            m.ack();
-            stats.acked += 1;
-            handledInIter += 1;
-            lastSeq = m.seq;
-          }
-          if (handled < todo.length) break;
+          });
+          if (outcome === 'aborted') break;
+          m.ack();
+          stats.acked += 1;
+          handledInIter += 1;
+          lastSeq = m.seq;
           failures = 0;
+          if (signal.aborted) break;
         }
       } catch (err) {
         if (signal.aborted) break;

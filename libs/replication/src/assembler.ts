@@ -143,7 +143,13 @@ export class TransactionAssembler {
     if (!c || isRegionsyncOrigin(c.origin)) return;
     const table = `${msg.relation.schema}.${msg.relation.name}`;
     if (table === `${META_SCHEMA}.row_versions`) {
-      const t = msg.tag === 'delete' ? msg.old ?? msg.key : msg.new;
+      if (msg.tag === 'delete') {
+        // Only the stamp trigger's placeholder is ever deleted: no version to carry.
+        const k = msg.old ?? msg.key;
+        if (k) c.pending.delete(`${k.table_name}${PK_SEPARATOR}${k.pk}`);
+        return;
+      }
+      const t = msg.new;
       if (!t) return;
       c.pending.set(`${t.table_name}${PK_SEPARATOR}${t.pk}`, {
         hlc: String(t.hlc),

@@ -122,10 +122,7 @@ declare
   v_hlc text;
   v_counters jsonb;
   v_deleted_at jsonb;
-  v_floor text;
-  v_wall bigint;
-  v_fw bigint;
-  v_fl int;
+  v_placed int := 0;
 begin
   if pg_replication_origin_session_is_setup() then
     if TG_OP = 'DELETE' then return OLD; end if;
@@ -134,28 +131,23 @@ begin
   if TG_OP = 'DELETE' then v_pk := ${pkExpr('OLD', t.keyColumns)}; else v_pk := ${pkExpr('NEW', t.keyColumns)}; end if;
   -- An INSERT whose key exists will not write this row (ON CONFLICT DO NOTHING) or will
   -- become an UPDATE that stamps itself (DO UPDATE): stamping here would leave a version no
-  -- row carries. The per-key lock makes a concurrent insert of the same key wait for ours
-  -- to commit, so its check below sees our row.
-  if TG_OP = 'INSERT' then perform pg_advisory_xact_lock(hashtextextended(${quoteLiteral(t.name)} || chr(30) || v_pk, 0)); end if;
-  if TG_OP = 'INSERT' and exists (select 1 from ${quoteTable(t.name)} x where ${t.keyColumns.map((k) => `x.${quoteIdent(k)} = NEW.${quoteIdent(k)}`).join(' and ')}) then return NEW; end if;
-  select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk for update;
-  -- One lookup for the clock and the region: the region comes from the database-level
-  -- setting regionsync.region (set at setup), the settings table only when it is absent.
-  select max_hlc, vclock, coalesce(nullif(current_setting('regionsync.region', true), ''), (select s.region from ${META_SCHEMA}.settings s where s.id = 1))
-    into v_max, v_seen, v_region from ${META_SCHEMA}.node_clock where id = 1;
-  -- next_hlc, inlined (same rule).
-  v_floor := greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''));
-  v_wall := floor(extract(epoch from clock_timestamp()) * 1000);
-  if v_floor = '' then
-    v_hlc := lpad(v_wall::text, 15, '0') || '.000000';
-  else
-    v_fw := split_part(v_floor, '.', 1)::bigint;
-    v_fl := split_part(v_floor, '.', 2)::int;
-    if v_wall > v_fw then v_hlc := lpad(v_wall::text, 15, '0') || '.000000';
-    elsif v_fl >= 999999 then v_hlc := lpad((v_fw + 1)::text, 15, '0') || '.000000';
-    else v_hlc := lpad(v_fw::text, 15, '0') || '.' || lpad((v_fl + 1)::text, 6, '0');
+  -- row carries. A placeholder version row is the per-key lock for a new key: a concurrent
+  -- insert of the same key waits on its unique index until ours commits. (Not an advisory
+  -- lock: a 100,000-row insert would exhaust the shared lock table.) The existing row is
+  -- read FOR UPDATE so a concurrent DELETE of it is waited for: if it goes, we do stamp.
+  if TG_OP = 'INSERT' then
+    insert into ${META_SCHEMA}.row_versions (table_name, pk, hlc, region) values (${quoteLiteral(t.name)}, v_pk, '', '') on conflict do nothing;
+    get diagnostics v_placed = row_count;
+    perform 1 from ${quoteTable(t.name)} x where ${t.keyColumns.map((k) => `x.${quoteIdent(k)} = NEW.${quoteIdent(k)}`).join(' and ')} for update;
+    if found then
+      if v_placed > 0 then delete from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk; end if;
+      return NEW;
     end if;
   end if;
+  select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk for update;
+  select max_hlc, vclock into v_max, v_seen from ${META_SCHEMA}.node_clock where id = 1;
+  select region into v_region from ${META_SCHEMA}.settings where id = 1;
+  v_hlc := ${META_SCHEMA}.next_hlc(greatest(coalesce(v_old.hlc, ''), coalesce(v_max, '')));
   v_counters := coalesce(v_old.counters, '{}'::jsonb);
   v_deleted_at := v_old.deleted_at;
   if TG_OP = 'DELETE' then
@@ -193,9 +185,6 @@ export async function setupDatabase(db: pg.ClientBase, opts: SetupOptions): Prom
   try {
     await db.query(META_DDL);
     await db.query(`insert into ${META_SCHEMA}.settings (id, region) values (1, $1) on conflict (id) do update set region = excluded.region`, [opts.region]);
-    // The stamp trigger reads the region from this setting (new sessions see it); it falls
-    // back to the settings table when the setting is absent (e.g. no privilege to set it).
-    await db.query(`do $$ begin execute format('alter database %I set regionsync.region = %L', current_database(), ${quoteLiteral(opts.region)}); exception when insufficient_privilege then null; end $$`);
     for (const [i, t] of opts.tables.entries()) await db.query(stampTriggerDdl(infos[i]!, t));
     const tableList = [...infos.map((t) => quoteTable(t.name)), `${META_SCHEMA}.row_versions`].join(', ');
     const pub = await db.query('select 1 from pg_publication where pubname = $1', [PUBLICATION]);
