@@ -100,7 +100,9 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
   const run = async () => {
     for (let failures = 0; !signal.aborted; ) {
       const consumer = bus.kafka.consumer({
-        groupId: opts.durable,
+        // Scoped to the topic: the same durable name on another prefix (another cluster on
+        // a shared broker) must never join this group and take its partitions.
+        groupId: `${opts.subject}/${opts.durable}`,
         allowAutoTopicCreation: false,
         maxBytesPerPartition: fetchBytes(opts.maxInFlight),
         maxBytes: fetchBytes(opts.maxInFlight),

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -48,9 +49,15 @@ export class Cluster {
   static async create(o: ClusterOptions): Promise<Cluster> {
     const env = await ensureStack();
     const regions = o.regions ?? env.regionNames;
-    const prefix = o.prefix ?? `rs-${o.database.replace(/[^a-z0-9]/g, '')}`.slice(0, 40);
     const dir = join(findRepoRoot(), '.stack', 'sandbox', o.database);
     mkdirSync(dir, { recursive: true });
+    // A fresh cluster gets fresh subjects/topics: a re-run must never consume what an
+    // earlier (possibly aborted) run left on the shared brokers. A kept cluster (sandbox)
+    // keeps its prefix.
+    const prefixFile = join(dir, 'prefix');
+    const kept = (o.fresh ?? true) === false && existsSync(prefixFile) ? readFileSync(prefixFile, 'utf8').trim() : undefined;
+    const prefix = o.prefix ?? kept ?? `rs-${o.database.replace(/[^a-z0-9]/g, '').slice(0, 24)}-${randomBytes(3).toString('hex')}`;
+    writeFileSync(prefixFile, prefix);
     const c = new Cluster(env, { ...o, prefix }, regions, dir);
     for (const r of regions) await c.prepareDatabase(r, o.fresh ?? true);
     return c;
