@@ -114,7 +114,9 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
 
       await restoreLink(cut, broker);
       const restoredAt = Date.now();
-      await waitUntil(`${cut} back to connected after the link returned`, async () => (await agentHealth(httpUrl)).mode === 'connected', 120_000, 250);
+      await waitUntil(`${cut} back to connected after the link returned`, async () => (await agentHealth(httpUrl)).mode === 'connected', 120_000, 250).catch(async (err: unknown) => {
+        throw new Error(`${String(err)}; health: ${JSON.stringify(await agentHealth(httpUrl).catch((e: unknown) => String(e)))}; logs in ${cluster.dir}`);
+      });
       const reconnectMs = Date.now() - restoredAt;
 
       const w = await settle(workload, writes, deltas);
@@ -195,7 +197,11 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
       await waitUntil('every agent connected again', async () => {
         for (const a of agents) if ((await agentHealth(a.httpUrl)).mode !== 'connected') return false;
         return true;
-      }, 180_000, 250);
+      }, 180_000, 250).catch(async (err: unknown) => {
+        // Say which agent stayed away and what its bus last reported (logs in cluster.dir).
+        const seen = await Promise.all(agents.map(async (a) => ({ region: a.region, health: await agentHealth(a.httpUrl).catch((e: unknown) => String(e)) })));
+        throw new Error(`${String(err)}; agents: ${JSON.stringify(seen)}; logs in ${cluster.dir}`);
+      });
       const reconnectMs = Date.now() - upAt;
       const w = await settle(workload, writes, deltas);
       rss.stop();

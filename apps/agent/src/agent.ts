@@ -199,10 +199,13 @@ export class Agent {
 
   private async heartbeats(signal: AbortSignal): Promise<void> {
     const codec = createCodec();
+    let heartbeatInFlight: Promise<void> | undefined;
     while (!signal.aborted) {
       const connected = this.bus?.health().connected ?? false;
       if (this.mode !== 'draining') this.setMode(!connected ? 'autonomous' : (this.applier?.skewAlarms.size ?? 0) > 0 ? 'refusing' : 'connected');
-      if (connected && this.bus) {
+      // Published while disconnected too: for Kafka a successful send is what tells the bus
+      // the broker is back, and without writes the heartbeat is the only send there is.
+      if (this.bus && !heartbeatInFlight) {
         const body: HeartbeatBody = {
           region: this.cfg.region,
           mode: this.mode,
@@ -217,14 +220,23 @@ export class Agent {
           alarms: this.alarms(),
         };
         const id = `${this.cfg.region}:hb:${Date.now()}`;
-        try {
-          await this.bus.publish(heartbeatsSubject(this.cfg.bus.prefix, this.cfg.region), codec.encode(makeEnvelope('heartbeat', this.cfg.region, body, id)), { id });
-        } catch (err) {
-          this.log.warn({ err: errInfo(err) }, 'heartbeat not published');
-        }
+        // Not awaited: a publish to an unreachable broker waits up to its timeout, and the
+        // mode above must keep following the bus meanwhile. One heartbeat at a time.
+        heartbeatInFlight = this.bus
+          .publish(heartbeatsSubject(this.cfg.bus.prefix, this.cfg.region), codec.encode(makeEnvelope('heartbeat', this.cfg.region, body, id)), { id })
+          .then(
+            () => undefined,
+            (err: unknown) => {
+              if (connected) this.log.warn({ err: errInfo(err) }, 'heartbeat not published');
+            },
+          )
+          .finally(() => {
+            heartbeatInFlight = undefined;
+          });
       }
       await sleep(Math.min(this.cfg.heartbeatIntervalMs, 1000), signal);
     }
+    await heartbeatInFlight;
   }
 
   private async watchSlot(signal: AbortSignal): Promise<void> {

@@ -31,6 +31,21 @@ interface Outgoing {
 const DEDUP_WINDOW_MS = 10 * 60_000;
 const DEDUP_MAX_IDS = 100_000;
 const RETENTION_MS = String(7 * 86_400_000);
+/** A streak of failed sends this long re-creates the producer even without a known cause. */
+const RESET_AFTER_FAILURES = 20;
+const PRODUCER_STATE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
+
+/** The broker's error type when `err` (or what it wraps) says the producer's sequence state is unusable. */
+export function producerStateError(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && typeof e === 'object' && depth < 5; depth++) {
+    const o = e as { type?: unknown; message?: unknown; originalError?: unknown; cause?: unknown; errors?: unknown };
+    if (typeof o.type === 'string' && PRODUCER_STATE_ERRORS.has(o.type)) return o.type;
+    if (typeof o.message === 'string' && /out of order sequence number/i.test(o.message)) return 'OUT_OF_ORDER_SEQUENCE_NUMBER';
+    if (Array.isArray(o.errors)) for (const inner of o.errors) { const t = producerStateError(inner); if (t) return t; }
+    e = o.originalError ?? o.cause;
+  }
+  return undefined;
+}
 
 export class KafkaBus implements Bus {
   readonly kind = 'kafka' as const;
@@ -42,6 +57,9 @@ export class KafkaBus implements Bus {
   private closed = false;
   private readonly closing = new AbortController();
   private connecting: Promise<void> | undefined;
+  /** Consecutive failed sendBatch calls; a streak re-creates the producer (see resetProducer). */
+  private sendFailures = 0;
+  private resetting: Promise<void> | undefined;
   private readonly batcher: Batcher<Outgoing>;
   private readonly acked = new Map<string, number>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -77,15 +95,7 @@ export class KafkaBus implements Bus {
   private async connectLoop(): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw closedError();
-      const producer = this.kafka.producer({
-        idempotent: true,
-        // kafkajs keeps idempotent ordering only with one request in flight per broker;
-        // throughput comes from batching instead.
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        // Bounded, so a cut link surfaces as a retryable error instead of a hang.
-        retry: { initialRetryTime: this.opts.backoff.initialMs, maxRetryTime: this.opts.backoff.maxMs, retries: 5 },
-      });
+      const producer = this.newProducer();
       const admin = this.kafka.admin();
       try {
         await producer.connect();
@@ -103,6 +113,48 @@ export class KafkaBus implements Bus {
         await sleep(backoffDelay(this.opts.backoff, attempt), this.closing.signal);
       }
     }
+  }
+
+  private newProducer(): Producer {
+    return this.kafka.producer({
+      idempotent: true,
+      // kafkajs keeps idempotent ordering only with one request in flight per broker;
+      // throughput comes from batching instead.
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      // Bounded, so a cut link surfaces as a retryable error instead of a hang.
+      retry: { initialRetryTime: this.opts.backoff.initialMs, maxRetryTime: this.opts.backoff.maxMs, retries: 5 },
+    });
+  }
+
+  // kafkajs does not recover an idempotent producer whose sequence state the broker
+  // rejected (OUT_OF_ORDER_SEQUENCE_NUMBER after a broker restart or a cut mid-request,
+  // UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH): every later send fails the same way and
+  // the region would never reconnect. A fresh producer gets a new producer id; records it
+  // re-sends are deduplicated downstream by message id, so nothing is lost or applied twice.
+  private resetProducer(reason: string): Promise<void> {
+    this.resetting ??= (async () => {
+      const old = this.producer;
+      this.opts.log.warn({ reason, failures: this.sendFailures }, 'bus re-creating the Kafka producer');
+      await old?.disconnect().catch(() => undefined);
+      for (let attempt = 0; !this.closing.signal.aborted; attempt++) {
+        const producer = this.newProducer();
+        try {
+          await producer.connect();
+          this.producer = producer;
+          this.sendFailures = 0;
+          this.opts.log.info({}, 'bus Kafka producer re-created');
+          return;
+        } catch (err) {
+          this.lastError = errorMessage(err);
+          await producer.disconnect().catch(() => undefined);
+          await sleep(backoffDelay(this.opts.backoff, attempt), this.closing.signal).catch(() => undefined);
+        }
+      }
+    })().finally(() => {
+      this.resetting = undefined;
+    });
+    return this.resetting;
   }
 
   adminClient(): Admin {
@@ -191,6 +243,7 @@ export class KafkaBus implements Bus {
   }
 
   private async sendBatch(items: Outgoing[]): Promise<void> {
+    if (this.resetting) await this.resetting;
     const producer = this.producer;
     if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
     const byTopic = new Map<string, Outgoing[]>();
@@ -209,9 +262,15 @@ export class KafkaBus implements Bus {
     try {
       await Promise.race([producer.sendBatch({ acks: -1, topicMessages }), timeout]);
       this.connected = true;
+      this.sendFailures = 0;
     } catch (err) {
       this.connected = false;
       this.lastError = errorMessage(err);
+      this.sendFailures += 1;
+      const wedged = producerStateError(err);
+      if (!this.closed && producer === this.producer && (wedged || this.sendFailures >= RESET_AFTER_FAILURES)) {
+        void this.resetProducer(wedged ?? `${this.sendFailures} sends failed in a row`);
+      }
       if (err instanceof RegionsyncError) throw err;
       throw new RegionsyncError('RS_BUS_PUBLISH', `publish to ${[...byTopic.keys()].join(', ')} failed: ${errorMessage(err)}`, { cause: err });
     } finally {

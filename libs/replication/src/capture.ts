@@ -55,6 +55,8 @@ export class Capture {
   private pending: Pending[] = [];
   private service: LogicalReplicationService | undefined;
   private lastActivity = Date.now();
+  private lastRetryLog = 0;
+  private suppressedRetryLogs = 0;
   private txPublishes: Promise<unknown>[] = [];
   private txChunks = new Map<string, number>(); // destination -> messages sent for the open transaction
   private nextIndex = 0;
@@ -211,7 +213,13 @@ export class Capture {
       } catch (err) {
         this.o.metrics?.busErrors.inc();
         if (this.signal?.aborted) throw err;
-        if (attempt % 10 === 0) this.o.log.warn({ subject, id, attempt, retryable: isRetryable(err), err: errInfo(err) }, 'publish failed; retrying');
+        // Every in-flight message retries on its own; one line a second stands for all of them.
+        const now = Date.now();
+        if (now - this.lastRetryLog >= 1000) {
+          this.o.log.warn({ subject, id, attempt, retryable: isRetryable(err), err: errInfo(err), suppressed: this.suppressedRetryLogs }, 'publish failed; retrying');
+          this.lastRetryLog = now;
+          this.suppressedRetryLogs = 0;
+        } else this.suppressedRetryLogs += 1;
         await sleep(isRetryable(err) ? backoff(attempt) : backoff(attempt + 5), this.signal);
       }
     }
