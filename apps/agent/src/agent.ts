@@ -4,10 +4,12 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type Bus, type Consumer } from '@regionsync/bus';
+import { ErasedSubjects } from '@regionsync/gdpr';
 import { changesSubject, createCodec, errorCode, heartbeatsSubject, makeEnvelope, RegionsyncError, type HeartbeatBody } from '@regionsync/protocol';
 import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, newcomers, publishSnapshot, qualify, recordMembership, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
+import { startErasureConsumer } from './erasure-handler.js';
 import { loadPolicy, policyRuntime, type PolicyRuntime } from './policy-hooks.js';
 
 const POISON = new Set(['RS_PROTOCOL_DECODE', 'RS_PROTOCOL_SCHEMA', 'RS_PROTOCOL_VERSION', 'RS_PROTOCOL_TOO_LARGE', 'RS_CONFLICT_INVALID_VERSION', 'RS_CONFLICT_STRATEGY']);
@@ -36,6 +38,7 @@ export class Agent {
   private capture: Capture | undefined;
   private applier: Applier | undefined;
   private consumer: Consumer | undefined;
+  private controlConsumer: Consumer | undefined;
   private http: Server | undefined;
   private loops: Promise<void>[] = [];
   private mode: AgentMode = 'starting';
@@ -76,7 +79,7 @@ export class Agent {
     await this.bus.provision({ regions: cfg.regions });
     log.info({ kind: cfg.bus.kind }, 'bus ready');
 
-    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx, maxClockSkewMs: cfg.replication.maxClockSkewMs, registry: this.registry });
+    this.applier = new Applier({ region: cfg.region, connectionString: cfg.database.url, tables: cfg.tables, log: log.child({ component: 'apply' }), metrics: this.metrics, ingress: this.hooks.ingress ?? this.policy.ingress, auditInTx: this.policy.auditInTx, shareLockTables: this.policy.erasure ? [ErasedSubjects.LOCK_TABLE] : [], maxClockSkewMs: cfg.replication.maxClockSkewMs, registry: this.registry });
     const adb = await this.pool.connect();
     try {
       await this.applier.init(adb);
@@ -112,6 +115,8 @@ export class Agent {
         }
       },
     });
+
+    this.controlConsumer = startErasureConsumer({ cfg, bus: this.bus, codec, policy: this.policy, log: log.child({ component: 'erasure' }), signal, isPoison });
 
     this.capture = new Capture({
       region: cfg.region,
@@ -262,6 +267,7 @@ export class Agent {
     this.abort.abort();
     await Promise.allSettled(this.loops);
     await this.consumer?.done;
+    await this.controlConsumer?.done;
     await new Promise<void>((r) => (this.http ? this.http.close(() => r()) : r()));
     await this.bus?.close().catch((err: unknown) => this.log.warn({ err: errInfo(err) }, 'closing bus failed'));
     await this.applier?.close();

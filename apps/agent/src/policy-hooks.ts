@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { AUDIT_DDL, AuditQueue, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, type Policy } from '@regionsync/gdpr';
+import { AUDIT_DDL, AuditQueue, ErasedSubjects, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, erasureTables, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, setupErasure, type ErasureTable, type Policy } from '@regionsync/gdpr';
 import { RegionsyncError, type RowChange } from '@regionsync/protocol';
 import { errInfo, type EgressFilter, type IngressFilter } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
@@ -12,6 +12,8 @@ export interface PolicyRuntime {
   ingress?: IngressFilter;
   ackBarrier?: () => Promise<void>;
   auditInTx?: (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => Promise<void>;
+  /** Tables with a subject column and the subjects erased here (present with a policy). */
+  erasure?: { tables: ErasureTable[]; erased: ErasedSubjects };
 }
 
 /** Loads and validates the policy file (fails fast with the key that is wrong). */
@@ -31,9 +33,14 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
     log.warn({}, 'no policyFile configured: every row may be replicated to every region');
     return { policyHash: 'none' };
   }
+  const erasableTables = erasureTables(policy, cfg.tables.map((t) => t.name));
+  const erasure = { tables: erasableTables, erased: new ErasedSubjects(erasableTables) };
   const db = await pool.connect();
   try {
     await db.query(AUDIT_DDL);
+    await setupErasure(db, erasure.tables);
+    const erasedCount = await erasure.erased.load(db);
+    if (erasedCount > 0) log.info({ erasedSubjects: erasedCount }, 'erased subjects loaded');
     const cols = await db.query<{ t: string; c: string }>(
       `select n.nspname || '.' || c.relname as t, a.attname as c from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
         where c.relkind in ('r','p') and a.attnum > 0 and not a.attisdropped and n.nspname not in ('pg_catalog','information_schema','regionsync')`,
@@ -49,6 +56,7 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
   const transfers = new Counter({ name: 'regionsync_gdpr_transfers_total', help: 'Egress decisions per destination (send, redact, withhold)', labelNames: ['destination', 'decision'] as const, registers: [registry] });
   const violations = new Counter({ name: 'regionsync_gdpr_violations_total', help: 'Incoming rows refused by the local residency check (should stay 0)', labelNames: ['source'] as const, registers: [registry] });
   const misplaced = new Counter({ name: 'regionsync_gdpr_misplaced_total', help: 'Local writes of rows outside their home jurisdiction, or with an unknown home (policy misplaced/moved: report)', labelNames: ['table', 'reason'] as const, registers: [registry] });
+  const lateRefused = new Counter({ name: 'regionsync_gdpr_erasure_refused_total', help: 'Incoming changes for an erased data subject refused at apply (written before their region saw the erasure)', labelNames: ['source'] as const, registers: [registry] });
   const audit = new AuditQueue(pool, cfg.region, (err) => log.warn({ err: errInfo(err) }, 'audit write failed; retrying'));
   // Capture calls egress once per destination with the same row object: the misplaced
   // check runs once per row. Under `report` the row stays where it was written and
@@ -74,6 +82,11 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
     return { ...row, values: applyRedaction(row.values ?? {}, d.columns, d.actions, hashKey), redacted: d.columns };
   };
   const ingress: IngressFilter = (row, sourceRegion) => {
+    // A delete of an erased subject's row is harmless (the row is gone already).
+    if (row.op !== 'delete' && erasure.erased.requestFor(row.table, rowOf(row)) !== undefined) {
+      lateRefused.inc({ source: sourceRegion });
+      return { accept: false, reason: 'erasure-late-change-refused' };
+    }
     const d = ingressDecision(policy, { table: row.table, row: rowOf(row), sourceRegion, localRegion: cfg.region });
     if (d.action === 'accept') return { accept: true };
     violations.inc({ source: sourceRegion });
@@ -81,7 +94,7 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
     return { accept: false, reason: d.reason };
   };
   const auditInTx = async (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => {
-    await appendAuditInTx(db, cfg.region, refused.map((r) => ({ at: Date.now(), kind: 'refused' as const, table: r.row.table, key: auditKey(policy, r.row.table, r.row.key), destination: cfg.region, reason: r.reason as never })));
+    await appendAuditInTx(db, cfg.region, refused.map((r) => ({ at: Date.now(), kind: r.reason.startsWith('erasure-') ? ('erasure-step' as const) : ('refused' as const), table: r.row.table, key: auditKey(policy, r.row.table, r.row.key), destination: cfg.region, reason: r.reason as never })));
   };
-  return { policyHash: policyHash(policy), egress, ingress, ackBarrier: () => audit.flushed(), auditInTx };
+  return { policyHash: policyHash(policy), egress, ingress, ackBarrier: () => audit.flushed(), auditInTx, erasure };
 }

@@ -2,12 +2,16 @@
 // `regionsync` command line (npm run regionsync -- <command> …). Thin entry: the commands
 // live in the libs; this file only dispatches and sets the exit code.
 import { runAuditCli } from '@regionsync/gdpr';
+import { runErasureCli } from './erasure-cli.js';
 
 const USAGE = `usage: regionsync <command> …
 commands:
   audit export --db <postgres-url> [--format json|csv]     print a region's audit ledger
   audit verify --db <postgres-url> [--expected-head seq:hash]  check its hash chain
-run "regionsync audit --help" for details`;
+  erase --subject <id> --bus nats|kafka --servers … --regions …  erase a data subject in every region
+  erase --status <request-id> …                                 which regions have carried it out
+  export --subject <id> --policy <file> --db <region>=<url> …  the subject's data as one JSON document
+run "regionsync audit --help" or "regionsync erase --help" for details`;
 
 const io = { out: (t: string) => process.stdout.write(t), err: (t: string) => process.stderr.write(t) };
 
@@ -16,6 +20,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   switch (command) {
     case 'audit':
       return runAuditCli(rest, io);
+    case 'erase':
+    case 'export':
+      return runErasureCli(command, rest, io);
     case undefined:
     case 'help':
     case '--help':
@@ -23,7 +30,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       io.out(`${USAGE}\n`);
       return command === undefined ? 2 : 0;
     default:
-      io.err(`regionsync: unknown command ${JSON.stringify(command.slice(0, 40))} (expected audit)\n\n${USAGE}\n`);
+      io.err(`regionsync: unknown command ${JSON.stringify(command.slice(0, 40))} (expected audit, erase or export)\n\n${USAGE}\n`);
       return 2;
   }
 }

@@ -1,1 +1,1 @@
-export {};
+export * from './erasure-cli.js';

@@ -29,6 +29,7 @@ export const ERASURE_REASONS = [
   'erasure-acknowledged',
   'erasure-completed',
   'erasure-failed',
+  'erasure-late-change-refused',
 ] as const;
 
 export type EgressReason = (typeof EGRESS_REASONS)[number];

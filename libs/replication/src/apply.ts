@@ -8,7 +8,7 @@ import { saveVersions, TableSql, type StoredVersion } from './row-sql.js';
 import type { TableConfig } from './setup.js';
 import { loadTableInfo } from './table-info.js';
 import { SchemaGuard } from './schema-guard.js';
-import { META_SCHEMA, databaseOf, originName, qualify } from './sql-names.js';
+import { META_SCHEMA, databaseOf, originName, qualify, quoteTable } from './sql-names.js';
 
 const HLC_ZERO = '000000000000000.000000';
 
@@ -31,6 +31,12 @@ export interface ApplyOptions {
   now?: () => number;
   /** Records refused rows inside the apply transaction, so the audit commits with it. */
   auditInTx?: (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => Promise<void>;
+  /**
+   * Tables locked in SHARE mode at the start of every apply transaction, before its
+   * snapshot: a writer of them in EXCLUSIVE mode (erasure) waits for applies in flight and
+   * is seen whole by the ones after it.
+   */
+  shareLockTables?: string[];
 }
 
 export type ApplyOutcome = 'applied' | 'skipped';
@@ -52,7 +58,12 @@ export class Applier {
   // apply() and resumePaused() share the per-source sessions: one at a time.
   private lock: Promise<unknown> = Promise.resolve();
 
+  private readonly beginSql: string;
+
   constructor(private readonly o: ApplyOptions) {
+    const locks = o.shareLockTables ?? [];
+    // One round trip: LOCK runs before the first query, so before the snapshot is taken.
+    this.beginSql = `begin isolation level repeatable read${locks.length > 0 ? `; lock table ${locks.map(quoteTable).join(', ')} in share mode` : ''}`;
     this.guard = new SchemaGuard(o.log, o.registry, async (table) => {
       const t = this.tables.get(table);
       if (t) t.stale = true; // reload the table's column list before its next use
@@ -206,7 +217,7 @@ export class Applier {
     // row lock only serialise writers, not this read) was silently overwritten with the
     // stale merged state: lost local write, regressed version and counter contribution.
     // Here such a write makes ours fail with a serialization error, retried afresh.
-    await db.query('begin isolation level repeatable read');
+    await db.query(this.beginSql);
     await db.query(`insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) values ($1, $2::pg_lsn, $3) on conflict do nothing`, [source, body.commitLsn, body.chunk.index]);
     // Only the last chunk records origin progress: a crash between chunks re-applies the
     // earlier ones, which the merge rules make harmless (same version = no change).
