@@ -11,6 +11,7 @@ import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
 import { startErasureConsumer } from './erasure-handler.js';
 import { loadPolicy, policyRuntime, type PolicyRuntime } from './policy-hooks.js';
+import { runRelocator } from './relocator.js';
 
 const POISON = new Set(['RS_PROTOCOL_DECODE', 'RS_PROTOCOL_SCHEMA', 'RS_PROTOCOL_VERSION', 'RS_PROTOCOL_TOO_LARGE', 'RS_CONFLICT_INVALID_VERSION', 'RS_CONFLICT_STRATEGY']);
 const isPoison = (err: unknown) => POISON.has(errorCode(err) ?? '') || (err instanceof Error && POISON.has(errorCode(err.cause) ?? ''));
@@ -135,6 +136,10 @@ export class Agent {
       idleHeartbeatMs: cfg.replication.idleHeartbeatMs,
     });
     this.loops.push(this.capture.run(signal));
+    if (this.policy.relocations) {
+      const capture = this.capture;
+      this.loops.push(runRelocator({ region: cfg.region, databaseUrl: cfg.database.url, pool: this.pool, queue: this.policy.relocations, confirmedLsn: () => capture.confirmedLsn, log: log.child({ component: 'relocate' }) }, signal));
+    }
     await this.initialCopy(codec);
     this.loops.push(this.heartbeats(signal));
     this.loops.push(this.watchSlot(signal));

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { AUDIT_DDL, AuditQueue, ErasedSubjects, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, erasureTables, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, setupErasure, type ErasureTable, type Policy } from '@regionsync/gdpr';
+import { AUDIT_DDL, AuditQueue, ErasedSubjects, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, erasureTables, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, setupErasure, type ErasureTable, type MisplacedDecision, type Policy, type RelocateItem } from '@regionsync/gdpr';
 import { RegionsyncError, type RowChange } from '@regionsync/protocol';
-import { errInfo, type EgressFilter, type IngressFilter } from '@regionsync/replication';
+import { errInfo, oldValuesOf, type EgressFilter, type IngressFilter } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 
 export interface PolicyRuntime {
@@ -14,6 +14,8 @@ export interface PolicyRuntime {
   auditInTx?: (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => Promise<void>;
   /** Tables with a subject column and the subjects erased here (present with a policy). */
   erasure?: { tables: ErasureTable[]; erased: ErasedSubjects };
+  /** Local stray copies waiting to be removed once forwarded (policy `relocate`). */
+  relocations?: RelocateItem[];
 }
 
 /** Loads and validates the policy file (fails fast with the key that is wrong). */
@@ -58,22 +60,31 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
   const misplaced = new Counter({ name: 'regionsync_gdpr_misplaced_total', help: 'Local writes of rows outside their home jurisdiction, or with an unknown home (policy misplaced/moved: report)', labelNames: ['table', 'reason'] as const, registers: [registry] });
   const lateRefused = new Counter({ name: 'regionsync_gdpr_erasure_refused_total', help: 'Incoming changes for an erased data subject refused at apply (written before their region saw the erasure)', labelNames: ['source'] as const, registers: [registry] });
   const audit = new AuditQueue(pool, cfg.region, (err) => log.warn({ err: errInfo(err) }, 'audit write failed; retrying'));
-  // Capture calls egress once per destination with the same row object: the misplaced
-  // check runs once per row. Under `report` the row stays where it was written and
-  // egress still forwards it only where it may live; an operator repairs the data.
-  // (`relocate` is not implemented yet: it is reported the same way.)
-  const checked = new WeakSet<RowChange>();
-  const checkPlacement = (row: RowChange): void => {
-    if (checked.has(row)) return;
-    checked.add(row);
-    if (row.op === 'delete') return;
-    const m = misplacedDecision(policy, { table: row.table, row: rowOf(row), localRegion: cfg.region });
-    if (m.action === 'ok') return;
+  // Capture calls egress once per destination with the same row object: the placement
+  // check runs once per row. Egress forwards a row only where it may live, in both modes.
+  // `report`: the stray copy stays, audited and counted; an operator repairs the data.
+  // `relocate`: the stray copy here is queued for removal once the forward is confirmed
+  // (see relocator.ts). A moved home is recognised when the old tuple is known
+  // (oldValuesOf); pgoutput only carries it under REPLICA IDENTITY FULL, which the
+  // assembler cannot use yet (it would take every column as key), so today a moved row
+  // is judged by its new home only.
+  const relocations: RelocateItem[] = [];
+  const placements = new WeakMap<RowChange, MisplacedDecision>();
+  const placementOf = (row: RowChange): MisplacedDecision => {
+    let m = placements.get(row);
+    if (m) return m;
+    const old = oldValuesOf(row);
+    m = row.op === 'delete' ? { action: 'ok' } : misplacedDecision(policy, { table: row.table, row: rowOf(row), localRegion: cfg.region, ...(old ? { oldRow: old } : {}) });
+    placements.set(row, m);
+    if (m.action === 'ok') return m;
     misplaced.inc({ table: row.table, reason: m.reason });
-    audit.record({ at: Date.now(), kind: 'withheld', table: row.table, key: auditKey(policy, row.table, row.key), reason: m.reason });
+    const key = auditKey(policy, row.table, row.key);
+    if (m.action === 'report') audit.record({ at: Date.now(), kind: 'withheld', table: row.table, key, reason: m.reason });
+    else if (m.strayIn.includes(cfg.region)) relocations.push({ table: row.table, key: row.key, hlc: row.version.hlc, reason: m.reason, auditKey: key });
+    return m;
   };
   const egress: EgressFilter = (row, destination) => {
-    checkPlacement(row);
+    placementOf(row);
     const d = egressDecision(policy, { table: row.table, row: rowOf(row), sourceRegion: cfg.region, destination });
     transfers.inc({ destination, decision: d.action });
     if (d.action === 'send') return row;
@@ -96,5 +107,5 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
   const auditInTx = async (db: pg.ClientBase, refused: { row: RowChange; sourceRegion: string; reason: string }[]) => {
     await appendAuditInTx(db, cfg.region, refused.map((r) => ({ at: Date.now(), kind: r.reason.startsWith('erasure-') ? ('erasure-step' as const) : ('refused' as const), table: r.row.table, key: auditKey(policy, r.row.table, r.row.key), destination: cfg.region, reason: r.reason as never })));
   };
-  return { policyHash: policyHash(policy), egress, ingress, ackBarrier: () => audit.flushed(), auditInTx, erasure };
+  return { policyHash: policyHash(policy), egress, ingress, ackBarrier: () => audit.flushed(), auditInTx, erasure, relocations };
 }

@@ -12,3 +12,4 @@ export * from './demo-policy.js';
 export { AUDIT_DDL, appendAuditInTx, readAudit, AuditQueue } from './audit-store.js';
 export { AUDIT_EXPORT_FORMATS, AUDIT_USAGE, parseAuditArgs, describeDb, toJsonArray, verifyLedger, readLedger, runAuditCli, type AuditCommand, type AuditExportFormat, type LedgerVerdict, type Ledger, type CliIo } from './audit-cli.js';
 export * from './erasure.js';
+export * from './relocate.js';

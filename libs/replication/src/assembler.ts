@@ -172,6 +172,13 @@ export class TransactionAssembler {
     // it still travels, versioned by this commit, so nothing is silently dropped.
     const version = stamp ? { hlc: stamp.hlc, region: stamp.region } : { hlc: c.maxHlc || '000000000000000.000000', region: this.localRegion };
     const change: RowChange = { table, op: msg.tag, key, version };
+    // The old tuple (REPLICA IDENTITY FULL) lets the residency check see a row whose home
+    // moved; it is local knowledge only and never goes on the wire.
+    if (msg.tag === 'update' && msg.old) {
+      const old: Record<string, string | null> = {};
+      for (const [k, v] of Object.entries(msg.old)) if (v !== undefined) old[k] = v;
+      OLD_VALUES.set(change, old);
+    }
     if (msg.tag !== 'delete') {
       const values: Record<string, string | null> = {};
       const toast: string[] = [];
@@ -208,6 +215,13 @@ export class TransactionAssembler {
       c.chunkIndex += 1;
     }
   }
+}
+
+const OLD_VALUES = new WeakMap<RowChange, Record<string, string | null>>();
+
+/** Values the row had before an update, when the table's replica identity carries them. */
+export function oldValuesOf(row: RowChange): Record<string, string | null> | undefined {
+  return OLD_VALUES.get(row);
 }
 
 /** Parses a PostgreSQL text[] literal of plain identifiers, e.g. `{email,full_name}`. */

@@ -4,8 +4,8 @@ export { setupDatabase, checkPrerequisites, type TableConfig, type SetupOptions 
 export { loadTableInfo, schemaFingerprint, type TableInfo } from './table-info.js';
 export { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';
 export { createReplicationMetrics, type ReplicationMetrics } from './metrics.js';
-export { slotName, originName, databaseOf, PUBLICATION, META_SCHEMA, qualify, pkText } from './sql-names.js';
+export { slotName, originName, databaseOf, PUBLICATION, META_SCHEMA, qualify, pkText, quoteTable } from './sql-names.js';
 export { backoff, sleep } from './retry.js';
 export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
-export { columnLayout } from './assembler.js';
+export { columnLayout, oldValuesOf } from './assembler.js';
 export { publishSnapshot, newcomers, recordMembership, SNAPSHOT_CHUNK_BASE } from './snapshot.js';
