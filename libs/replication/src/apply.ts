@@ -227,7 +227,10 @@ export class Applier {
       `update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, $1), vclock = vclock || jsonb_build_object($2::text, greatest(coalesce(vclock ->> $2, ''), $1)) where id = 1`,
       [body.hlc, source],
     );
-    await db.query('commit');
+    // COMMIT of a transaction that hit an error ends in ROLLBACK without raising one: a
+    // message must never count as applied unless its transaction really committed.
+    const committed = await db.query('commit');
+    if (committed.command !== 'COMMIT') throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index}: the transaction ended in ${committed.command}`, { retryable: true });
     if (body.chunk.last && (s.progress === undefined || compareLsn(body.commitLsn, s.progress) > 0)) s.progress = body.commitLsn;
     this.o.metrics?.transactionsApplied.inc({ source });
     this.o.metrics?.rowsApplied.inc({ source }, changed);
