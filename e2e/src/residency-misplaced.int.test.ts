@@ -113,4 +113,36 @@ describe.each(['nats', 'kafka'] as Broker[])('misplaced rows under report on %s'
     console.log(`[misplaced ${broker}] regionsync_gdpr_misplaced_total ${JSON.stringify(metrics)}`);
     expect(metrics).toEqual({ [US]: 4, 'eu-west-1': 3, 'eu-central-1': 0 });
   }, 600_000);
+
+  // A US user whose home moves to the EU while written in eu-west-1 (moved: report): the
+  // EU regions follow the move, us-east-1 keeps its copy under the old home (audited and
+  // counted in eu-west-1, nothing deleted). A US user deleted in eu-west-1 is deleted in
+  // us-east-1 too: a delete is judged by the row it removed, not by its bare key.
+  it('reports a row whose home moved to another jurisdiction and keeps the old copies', async () => {
+    const c = cluster!;
+    const moved = randomUUID();
+    const gone = randomUUID();
+    for (const id of [moved, gone]) await c.query(US, 'insert into users values ($1, $2, $3, $4, now())', [id, US, `moved.${id}@example.test`, 'Moved User']);
+    const homeIn = async (r: string, id: string) => (await c.query<{ home: string }>(r, 'select home_region as home from users where id = $1', [id]))[0]?.home;
+    await waitUntil('US users everywhere', async () => (await Promise.all(REGIONS.flatMap((r) => [homeIn(r, moved), homeIn(r, gone)]))).every((h) => h === US), TIMEOUT_MS);
+    const before = Object.fromEntries(await Promise.all(REGIONS.map(async (r) => [r, await ledger(c, r)] as const)));
+    await c.query('eu-west-1', "update users set home_region = 'eu-west-1' where id = $1", [moved]);
+    await c.query('eu-west-1', 'delete from users where id = $1', [gone]);
+    await waitUntil('move reached eu-central-1 and the delete reached every region', async () => {
+      return (await homeIn('eu-central-1', moved)) === 'eu-west-1' && (await Promise.all(REGIONS.map((r) => homeIn(r, gone)))).every((h) => h === undefined);
+    }, TIMEOUT_MS);
+    const barrier = 800_000 + Math.floor(Math.random() * 1000);
+    await c.query('eu-west-1', 'insert into products values ($1, $2, 1, 1, now())', [barrier, 'barrier']);
+    await waitUntil('barrier in us-east-1', async () => (await c.query(US, 'select 1 from products where id = $1', [barrier])).length === 1, TIMEOUT_MS);
+    expect(await homeIn(US, moved), 'us-east-1 keeps its copy under the old home').toBe(US);
+    expect(await homeIn('eu-west-1', moved)).toBe('eu-west-1');
+    const delta = async (r: string) => {
+      const now = await ledger(c, r);
+      return Object.fromEntries(Object.entries(now).filter(([k, n]) => n !== (before[r]![k] ?? 0)).map(([k, n]) => [k, n - (before[r]![k] ?? 0)]));
+    };
+    expect(await delta('eu-west-1'), 'eu-west-1 new ledger entries').toEqual({ 'withheld/home-moved/-': 1, 'withheld/destination-outside-jurisdiction/us-east-1': 1 });
+    expect(await delta(US), 'us-east-1 new ledger entries (no refusal of the delete)').toEqual({});
+    expect(await delta('eu-central-1'), 'eu-central-1 new ledger entries').toEqual({});
+    expect(await metric(c, 'eu-west-1', 'home-moved'), 'home-moved metric in eu-west-1').toBe(1);
+  }, 600_000);
 });

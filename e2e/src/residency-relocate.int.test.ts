@@ -39,8 +39,8 @@ describe.each(['nats', 'kafka'] as Broker[])('misplaced rows under relocate on %
     mkdirSync(dir, { recursive: true });
     const policyFile = join(dir, 'relocate-policy.yaml');
     const demo = readFileSync(DEMO_POLICY_PATH, 'utf8');
-    const relocate = demo.replace(/^(\s*)misplaced: report\b/m, '$1misplaced: relocate');
-    expect(relocate, 'demo policy defaults rewritten').toMatch(/misplaced: relocate/);
+    const relocate = demo.replace(/^(\s*)misplaced: report\b/m, '$1misplaced: relocate').replace(/^(\s*)moved: report\b/m, '$1moved: relocate');
+    expect(relocate, 'demo policy defaults rewritten').toMatch(/misplaced: relocate[^]*moved: relocate/);
     writeFileSync(policyFile, relocate);
     cluster = await Cluster.create({ database: `e2e_relocate_${broker}`, broker, regions: REGIONS, policyFile });
     await cluster.startAll();
@@ -72,5 +72,37 @@ describe.each(['nats', 'kafka'] as Broker[])('misplaced rows under relocate on %
     expect(await audited(c, US, 'written-outside-home', US), 'us-east-1 relocated entries').toBe(1);
     const text = await (await fetch(`${c.agents.get(US)!.httpUrl}/metrics`)).text();
     expect(text.split('\n').filter((l) => l.startsWith('regionsync_gdpr_misplaced_total{') && l.includes('table="public.users"') && l.includes('reason="written-outside-home"')).map((l) => l.split(' ').at(-1)), 'misplaced metric').toEqual(['1']);
+  }, 900_000);
+
+  // Two US users move home to the EU: one updated in eu-west-1 (us-east-1's copy is sent a
+  // delete instead of the withheld update), one updated in us-east-1 itself (forwarded to
+  // the EU, then the local copy purged by the relocator). Neither echoes back; us-east-1
+  // refuses nothing (the delete carries the old home, which may live there).
+  it('relocates rows whose home moved to another jurisdiction', async () => {
+    const c = cluster;
+    const remote = randomUUID();
+    const local = randomUUID();
+    for (const id of [remote, local]) await c.query(US, 'insert into users values ($1, $2, $3, $4, now())', [id, US, `mover.${id}@example.test`, 'Moving User']);
+    await waitUntil('US users everywhere', async () => (await Promise.all(REGIONS.flatMap((r) => [has(c, r, remote), has(c, r, local)]))).every((x) => x?.home === US), TIMEOUT_MS);
+    await c.query(EU1, 'update users set home_region = $2 where id = $1', [remote, EU1]);
+    await c.query(US, 'update users set home_region = $2 where id = $1', [local, EU2]);
+    await waitUntil('moved rows in both EU regions under their new home and gone from us-east-1', async () => {
+      const eu = await Promise.all([EU1, EU2].flatMap((r) => [has(c, r, remote), has(c, r, local)]));
+      return eu.filter((x, i) => x?.home === (i % 2 === 0 ? EU1 : EU2)).length === 4 && (await has(c, US, remote)) === undefined && (await has(c, US, local)) === undefined;
+    }, TIMEOUT_MS);
+    const barrier = 910_000 + Math.floor(Math.random() * 1000);
+    await c.query(EU1, 'insert into products values ($1, $2, 1, 1, now())', [barrier, 'barrier']);
+    await waitUntil('barrier in us-east-1', async () => (await c.query(US, 'select 1 from products where id = $1', [barrier])).length === 1, TIMEOUT_MS);
+    expect(await has(c, US, remote), 'moved row (updated in the EU) back in us-east-1').toBeUndefined();
+    expect(await has(c, US, local), 'moved row (updated in us-east-1) back in us-east-1').toBeUndefined();
+    expect(await audited(c, EU1, 'home-moved', US), 'eu-west-1 relocated entries for us-east-1').toBe(1);
+    expect(await audited(c, US, 'home-moved', US), 'us-east-1 relocated entries (local purge)').toBe(1);
+    const refused = await c.query<{ n: number }>(US, `select count(*)::int as n from regionsync.audit_log where kind = 'refused'`);
+    expect(refused[0]!.n, 'us-east-1 refused entries').toBe(0);
+    for (const r of REGIONS) {
+      const text = await (await fetch(`${c.agents.get(r)!.httpUrl}/metrics`)).text();
+      const v = text.split('\n').filter((l) => l.startsWith('regionsync_gdpr_violations_total{')).map((l) => Number(l.split(' ').at(-1)));
+      expect(v.reduce((a, b) => a + b, 0), `${r} residency violations`).toBe(0);
+    }
   }, 900_000);
 });

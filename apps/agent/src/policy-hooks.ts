@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { AUDIT_DDL, AuditQueue, ErasedSubjects, appendAuditInTx, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, erasureTables, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, setupErasure, type ErasureTable, type MisplacedDecision, type Policy, type RelocateItem } from '@regionsync/gdpr';
+import { AUDIT_DDL, AuditQueue, ErasedSubjects, appendAuditInTx, tablePolicyOf, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, erasureTables, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, setupErasure, type ErasureTable, type MisplacedDecision, type Policy, type RelocateItem } from '@regionsync/gdpr';
 import { RegionsyncError, type RowChange } from '@regionsync/protocol';
-import { errInfo, oldValuesOf, type EgressFilter, type IngressFilter } from '@regionsync/replication';
+import { errInfo, oldValuesOf, quoteTable, type EgressFilter, type IngressFilter } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 
 export interface PolicyRuntime {
@@ -24,6 +24,25 @@ export function loadPolicy(cfg: AgentConfig): Policy | undefined {
 }
 
 const rowOf = (r: RowChange): Record<string, string | null> => ({ ...(r.values ?? {}), ...r.key });
+// What the residency checks see at capture: a delete is judged by the row it removed
+// (the old tuple, local knowledge under REPLICA IDENTITY FULL), not by its bare key.
+const capturedRowOf = (r: RowChange): Record<string, string | null> => (r.op === 'delete' ? { ...(oldValuesOf(r) ?? {}), ...r.key } : rowOf(r));
+
+/**
+ * Home-region tables get REPLICA IDENTITY FULL so the WAL carries a row's old tuple: an
+ * update that moves its home to another jurisdiction is recognised (policy `moved`) and a
+ * delete is sent only where the row lived. The old tuple stays in the agent: keys come
+ * from the catalogue's primary key, and a delete carries only the home column.
+ */
+async function ensureFullIdentity(db: pg.ClientBase, tables: string[], log: Logger): Promise<void> {
+  for (const t of tables) {
+    const [schema, name] = t.split('.') as [string, string];
+    const r = await db.query<{ relreplident: string }>(`select c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2`, [schema, name]);
+    if (r.rows[0] === undefined || r.rows[0].relreplident === 'f') continue;
+    await db.query(`alter table ${quoteTable(t)} replica identity full`);
+    log.info({ table: t }, 'replica identity set to full (old home of moved rows)');
+  }
+}
 
 /**
  * Residency enforcement: egress per destination at capture (send, redact, withhold —
@@ -37,9 +56,16 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
   }
   const erasableTables = erasureTables(policy, cfg.tables.map((t) => t.name));
   const erasure = { tables: erasableTables, erased: new ErasedSubjects(erasableTables) };
+  // Home column per replicated home-region table: a delete carries it so the receiver can check where the row lived.
+  const homeColumn = new Map<string, string>();
+  for (const t of cfg.tables) {
+    const r = tablePolicyOf(policy, t.name)?.residency;
+    if (r?.kind === 'home-region') homeColumn.set(t.name, r.column);
+  }
   const db = await pool.connect();
   try {
     await db.query(AUDIT_DDL);
+    await ensureFullIdentity(db, [...homeColumn.keys()], log);
     await setupErasure(db, erasure.tables);
     const erasedCount = await erasure.erased.load(db);
     if (erasedCount > 0) log.info({ erasedSubjects: erasedCount }, 'erased subjects loaded');
@@ -55,7 +81,7 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
     db.release();
   }
   const hashKey = hashKeyFromEnv(policy);
-  const transfers = new Counter({ name: 'regionsync_gdpr_transfers_total', help: 'Egress decisions per destination (send, redact, withhold)', labelNames: ['destination', 'decision'] as const, registers: [registry] });
+  const transfers = new Counter({ name: 'regionsync_gdpr_transfers_total', help: 'Egress decisions per destination (send, redact, withhold, relocate)', labelNames: ['destination', 'decision'] as const, registers: [registry] });
   const violations = new Counter({ name: 'regionsync_gdpr_violations_total', help: 'Incoming rows refused by the local residency check (should stay 0)', labelNames: ['source'] as const, registers: [registry] });
   const misplaced = new Counter({ name: 'regionsync_gdpr_misplaced_total', help: 'Local writes of rows outside their home jurisdiction, or with an unknown home (policy misplaced/moved: report)', labelNames: ['table', 'reason'] as const, registers: [registry] });
   const lateRefused = new Counter({ name: 'regionsync_gdpr_erasure_refused_total', help: 'Incoming changes for an erased data subject refused at apply (written before their region saw the erasure)', labelNames: ['source'] as const, registers: [registry] });
@@ -64,10 +90,10 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
   // check runs once per row. Egress forwards a row only where it may live, in both modes.
   // `report`: the stray copy stays, audited and counted; an operator repairs the data.
   // `relocate`: the stray copy here is queued for removal once the forward is confirmed
-  // (see relocator.ts). A moved home is recognised when the old tuple is known
-  // (oldValuesOf); pgoutput only carries it under REPLICA IDENTITY FULL, which the
-  // assembler cannot use yet (it would take every column as key), so today a moved row
-  // is judged by its new home only.
+  // (see relocator.ts). A moved home is recognised from the old tuple (oldValuesOf,
+  // REPLICA IDENTITY FULL): under `report` the copies in the old home's regions stay,
+  // audited and counted; under `relocate` those regions are sent a delete instead of the
+  // withheld update (the local copy, if stray, goes through the relocator as above).
   const relocations: RelocateItem[] = [];
   const placements = new WeakMap<RowChange, MisplacedDecision>();
   const placementOf = (row: RowChange): MisplacedDecision => {
@@ -84,13 +110,30 @@ export async function policyRuntime(cfg: AgentConfig, policy: Policy | undefined
     return m;
   };
   const egress: EgressFilter = (row, destination) => {
-    placementOf(row);
-    const d = egressDecision(policy, { table: row.table, row: rowOf(row), sourceRegion: cfg.region, destination });
+    const m = placementOf(row);
+    if (m.action === 'relocate' && m.reason === 'home-moved' && destination !== cfg.region && m.strayIn.includes(destination)) {
+      // The destination holds the row under its old home, where it may no longer live.
+      transfers.inc({ destination, decision: 'relocate' });
+      audit.record({ at: Date.now(), kind: 'relocated', table: row.table, key: auditKey(policy, row.table, row.key), destination, reason: m.reason });
+      return withHome({ table: row.table, op: 'delete', key: row.key, version: row.version }, oldValuesOf(row));
+    }
+    const d = egressDecision(policy, { table: row.table, row: capturedRowOf(row), sourceRegion: cfg.region, destination });
+    // A delete carries no values to redact: it goes wherever the removed row may have lived.
+    if (d.action === 'send' || (row.op === 'delete' && d.action === 'redact')) {
+      transfers.inc({ destination, decision: 'send' });
+      return row.op === 'delete' ? withHome(row, oldValuesOf(row)) : row;
+    }
     transfers.inc({ destination, decision: d.action });
-    if (d.action === 'send') return row;
     audit.record({ at: Date.now(), kind: d.action === 'redact' ? 'redacted' : 'withheld', table: row.table, key: auditKey(policy, row.table, row.key), destination, reason: d.reason });
     if (d.action === 'withhold') return null;
     return { ...row, values: applyRedaction(row.values ?? {}, d.columns, d.actions, hashKey), redacted: d.columns };
+  };
+  // A delete travels as its key plus the home column of the row it removed, so the
+  // receiver's ingress check judges where that row lived (a bare key reads as unknown home).
+  const withHome = (row: RowChange, old: Record<string, string | null> | undefined): RowChange => {
+    const col = homeColumn.get(row.table);
+    if (col === undefined || old === undefined || !(col in old) || col in row.key) return row;
+    return { ...row, values: { [col]: old[col] ?? null } };
   };
   const ingress: IngressFilter = (row, sourceRegion) => {
     // A delete of an erased subject's row is harmless (the row is gone already).

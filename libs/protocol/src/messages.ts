@@ -35,7 +35,7 @@ export const rowChangeSchema = z
     table: tableNameSchema,
     op: rowOpSchema,
     key: rowKeySchema,
-    // New tuple; absent for delete.
+    // New tuple; for a delete at most the residency (home) column of the removed row.
     values: z.record(columnNameSchema, cellValueSchema).optional(),
     // Columns whose unchanged TOASTed value was not in the WAL stream: keep local value.
     unchangedToast: z.array(columnNameSchema).optional(),

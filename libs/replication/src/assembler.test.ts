@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parsePgTextArray, TransactionAssembler, type PgMessage, type PgRelation } from './assembler.js';
+import { oldValuesOf, parsePgTextArray, TransactionAssembler, type PgMessage, type PgRelation } from './assembler.js';
 
 const users: PgRelation = { schema: 'public', name: 'users', columns: [{ name: 'id' }, { name: 'email' }, { name: 'bio' }], keyColumns: ['id'] };
 const versions: PgRelation = { schema: 'regionsync', name: 'row_versions', columns: [], keyColumns: ['table_name', 'pk'] };
@@ -54,6 +54,28 @@ describe('TransactionAssembler', () => {
     expect(chunks).toEqual([10, 10]);
     expect(tx.rows).toHaveLength(5);
     expect(tx.finalChunkIndex).toBe(2);
+  });
+
+  it('under REPLICA IDENTITY FULL keys come from the catalogue, the old tuple stays local', () => {
+    // pgoutput flags every column as key under FULL: the email must not become part of the key.
+    const full: PgRelation = { ...users, keyColumns: ['id', 'email', 'bio'] };
+    const a = new TransactionAssembler('us-east-1', new Set(['public.users']), 1000, undefined, (t) => (t === 'public.users' ? ['id'] : undefined));
+    const msgs: PgMessage[] = [
+      begin(),
+      stamp('1', '000000000000100.000001'),
+      { tag: 'update', relation: full, key: null, old: { id: '1', email: 'old@x', bio: 'b' }, new: { id: '1', email: 'new@x', bio: 'b' } },
+      stamp('2', '000000000000100.000002'),
+      { tag: 'delete', relation: full, key: null, old: { id: '2', email: 'gone@x', bio: 'c' } },
+      commit(),
+    ];
+    let tx;
+    for (const m of msgs) tx = a.push(m) ?? tx;
+    expect(tx!.rows.map((r) => r.key)).toEqual([{ id: '1' }, { id: '2' }]);
+    expect(tx!.rows[1]!.values).toBeUndefined();
+    expect(oldValuesOf(tx!.rows[0]!)).toEqual({ id: '1', email: 'old@x', bio: 'b' });
+    expect(oldValuesOf(tx!.rows[1]!)).toEqual({ id: '2', email: 'gone@x', bio: 'c' });
+    expect(JSON.stringify(tx!.rows)).not.toContain('old@x');
+    expect(JSON.stringify(tx!.rows)).not.toContain('gone@x');
   });
 
   it('parses text[] literals', () => {

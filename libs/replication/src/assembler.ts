@@ -87,6 +87,13 @@ export class TransactionAssembler {
     /** Called when the open transaction holds `chunkRows` rows, so huge transactions stream out. */
     private readonly chunkRows: number,
     private readonly onChunk?: ChunkSink,
+    /**
+     * Primary-key columns per table from the catalogue. pgoutput flags the replica
+     * identity's columns as key columns, which under REPLICA IDENTITY FULL (set on
+     * home-region tables to see a moved row's old home) is every column: taking those as
+     * the key would put PII into message keys. Falls back to the relation's flags.
+     */
+    private readonly keyColumnsOf?: (table: TableName) => readonly string[] | undefined,
   ) {}
 
   get inTransaction(): boolean {
@@ -161,7 +168,8 @@ export class TransactionAssembler {
       return;
     }
     if (!this.replicated.has(table)) return;
-    const keyCols = msg.relation.keyColumns;
+    const catalogued = this.keyColumnsOf?.(table);
+    const keyCols = catalogued !== undefined && catalogued.length > 0 ? catalogued : msg.relation.keyColumns;
     const source = msg.tag === 'delete' ? msg.old ?? msg.key ?? {} : msg.new;
     const key: Record<string, string | null> = {};
     for (const k of keyCols) key[k] = toText(source[k]);
@@ -173,10 +181,11 @@ export class TransactionAssembler {
     const version = stamp ? { hlc: stamp.hlc, region: stamp.region } : { hlc: c.maxHlc || '000000000000000.000000', region: this.localRegion };
     const change: RowChange = { table, op: msg.tag, key, version };
     // The old tuple (REPLICA IDENTITY FULL) lets the residency check see a row whose home
-    // moved; it is local knowledge only and never goes on the wire.
-    if (msg.tag === 'update' && msg.old) {
+    // moved, and where a deleted row lived; it is local knowledge only, never on the wire.
+    const oldTuple = msg.tag === 'insert' ? null : msg.old;
+    if (oldTuple) {
       const old: Record<string, string | null> = {};
-      for (const [k, v] of Object.entries(msg.old)) if (v !== undefined) old[k] = v;
+      for (const [k, v] of Object.entries(oldTuple)) if (v !== undefined) old[k] = v;
       OLD_VALUES.set(change, old);
     }
     if (msg.tag !== 'delete') {
@@ -219,7 +228,7 @@ export class TransactionAssembler {
 
 const OLD_VALUES = new WeakMap<RowChange, Record<string, string | null>>();
 
-/** Values the row had before an update, when the table's replica identity carries them. */
+/** Values the row had before an update or delete, when the table's replica identity carries them. */
 export function oldValuesOf(row: RowChange): Record<string, string | null> | undefined {
   return OLD_VALUES.get(row);
 }

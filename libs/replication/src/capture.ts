@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { changesSubject, compareLsn, isRetryable, makeEnvelope, messageId, type ChangeBody, type RowChange, type VectorClock } from '@regionsync/protocol';
 import { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';
 import { PUBLICATION, databaseOf, slotName, type TableName } from './sql-names.js';
+import { loadTableInfo } from './table-info.js';
 import { TextPgoutputPlugin } from './text-pgoutput.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { backoff, sleep } from './retry.js';
@@ -94,9 +95,10 @@ export class Capture {
   }
 
   private async stream(signal: AbortSignal): Promise<void> {
+    const keys = await this.primaryKeys();
     const assembler = new TransactionAssembler(this.o.region, new Set(this.o.tables), this.o.chunkRows ?? 500, (rows, meta) => {
       this.publishChunk(rows, meta.commitLsn, meta.xid, meta.vclock, meta.maxHlc, false, '', meta.schemas);
-    });
+    }, (table) => keys.get(table));
     // acknowledge.auto=false + timeoutSeconds=0: never acknowledge on a timer; only what the bus confirmed.
     const service = new LogicalReplicationService({ connectionString: this.o.connectionString }, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
     this.service = service;
@@ -125,6 +127,22 @@ export class Capture {
       signal.removeEventListener('abort', onAbort);
       await service.stop().catch(() => undefined);
       this.service = undefined;
+    }
+  }
+
+  // Read at every (re)connect, so a primary key changed while we were away is picked up.
+  private async primaryKeys(): Promise<Map<TableName, string[]>> {
+    const db = new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-capture-catalog' });
+    await db.connect();
+    try {
+      const out = new Map<TableName, string[]>();
+      for (const t of this.o.tables) {
+        const info = await loadTableInfo(db, t).catch(() => undefined);
+        if (info && info.keyColumns.length > 0) out.set(info.name, info.keyColumns);
+      }
+      return out;
+    } finally {
+      await db.end().catch(() => undefined);
     }
   }
 
