@@ -20,17 +20,29 @@ interface RunResult {
   p99: number;
 }
 
-function parseArgs(args: string[]): { count: number; kinds: BusKind[] } {
+/** Per-field median of several rounds. */
+function medianRun(runs: RunResult[]): RunResult {
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  return { msgsPerS: Math.round(med(runs.map((r) => r.msgsPerS))), p50: round(med(runs.map((r) => r.p50))), p99: round(med(runs.map((r) => r.p99))) };
+}
+
+function parseArgs(args: string[]): { count: number; kinds: BusKind[]; rounds: number } {
   let count = 20_000;
+  let rounds = 3;
   let kinds: BusKind[] = ['nats', 'kafka'];
   for (const a of args) {
-    const m = /^--(count|only)=(.+)$/.exec(a);
+    const m = /^--(count|only|rounds)=(.+)$/.exec(a);
     if (m?.[1] === 'count') count = Number(m[2]);
+    else if (m?.[1] === 'rounds') rounds = Number(m[2]);
     else if (m?.[1] === 'only') kinds = m[2]!.split(',') as BusKind[];
-    else throw new Error(`bench bus: unknown argument ${a} (use --count=N, --only=nats,kafka)`);
+    else throw new Error(`bench bus: unknown argument ${a} (use --count=N, --rounds=N, --only=nats,kafka)`);
   }
   if (!Number.isSafeInteger(count) || count < 100) throw new Error('bench bus: --count must be an integer >= 100');
-  return { count, kinds };
+  if (!Number.isSafeInteger(rounds) || rounds < 1 || rounds > 20) throw new Error('bench bus: --rounds must be an integer from 1 to 20');
+  return { count, kinds, rounds };
 }
 
 /** Calls `send(i)` for i in [0, count) with at most `window` unsettled at once. */
@@ -192,17 +204,25 @@ export async function main(args: string[]): Promise<void> {
 }
 
 export async function runBusBench(args: string[]): Promise<Record<string, unknown>> {
-  const { count, kinds } = parseArgs(args);
+  const { count, kinds, rounds } = parseArgs(args);
   const env = await ensureStack();
   const out: Record<string, unknown> = { bench: 'bus' };
   for (const kind of kinds) {
-    console.log(`[bench bus] ${kind}: raw client, ${count} x ${SIZE} B`);
-    const raw = kind === 'nats' ? await rawNats(env, count) : await rawKafka(env, count);
-    console.log(`[bench bus] ${kind}: raw ${raw.msgsPerS} msg/s, p50 ${raw.p50} ms, p99 ${raw.p99} ms`);
-    console.log(`[bench bus] ${kind}: through @regionsync/bus, ${count} x ${SIZE} B`);
-    const bus = await viaBus(env, kind, count);
-    console.log(`[bench bus] ${kind}: bus ${bus.msgsPerS} msg/s, p50 ${bus.p50} ms, p99 ${bus.p99} ms`);
-    out[kind] = { msgs_per_s: bus.msgsPerS, p50_ms: bus.p50, p99_ms: bus.p99, raw_msgs_per_s: raw.msgsPerS, raw_p50_ms: raw.p50, raw_p99_ms: raw.p99, ratio: round(bus.msgsPerS / raw.msgsPerS) };
+    // Rounds alternate raw and bus so both see the same machine (2 cores shared with the
+    // broker); the medians are compared, since one short round is noisy either way.
+    const raws: RunResult[] = [];
+    const buses: RunResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const raw = kind === 'nats' ? await rawNats(env, count) : await rawKafka(env, count);
+      console.log(`[bench bus] ${kind} round ${round}/${rounds}: raw client ${raw.msgsPerS} msg/s, p50 ${raw.p50} ms, p99 ${raw.p99} ms (${count} x ${SIZE} B)`);
+      const bus = await viaBus(env, kind, count);
+      console.log(`[bench bus] ${kind} round ${round}/${rounds}: @regionsync/bus ${bus.msgsPerS} msg/s, p50 ${bus.p50} ms, p99 ${bus.p99} ms`);
+      raws.push(raw);
+      buses.push(bus);
+    }
+    const raw = medianRun(raws);
+    const bus = medianRun(buses);
+    out[kind] = { msgs_per_s: bus.msgsPerS, p50_ms: bus.p50, p99_ms: bus.p99, raw_msgs_per_s: raw.msgsPerS, raw_p50_ms: raw.p50, raw_p99_ms: raw.p99, ratio: round(bus.msgsPerS / raw.msgsPerS), rounds };
   }
   return out;
 }

@@ -219,7 +219,8 @@ export class KafkaBus implements Bus {
     const dedupKey = `${subject}\u0000${opts.id}`;
     const seen = this.acked.get(dedupKey);
     if (seen !== undefined && seen > Date.now() - DEDUP_WINDOW_MS) return Promise.resolve({ subject, id: opts.id, duplicate: true });
-    const headers: IHeaders = { [HEADERS.id]: opts.id, ...(opts.key !== undefined ? { [HEADERS.key]: opts.key } : {}), ...extra };
+    // The ordering key travels as the record key (the consumer reads it from there): one header per record, not two.
+    const headers: IHeaders = { [HEADERS.id]: opts.id, ...extra };
     const p = this.batcher.add({ topic: subject, value: data, key: opts.key, headers }).then((): PublishAck => {
       this.remember(dedupKey);
       return { subject, id: opts.id, duplicate: false };
@@ -247,7 +248,11 @@ export class KafkaBus implements Bus {
     const producer = this.producer;
     if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
     const byTopic = new Map<string, Outgoing[]>();
-    for (const it of items) byTopic.set(it.topic, [...(byTopic.get(it.topic) ?? []), it]);
+    for (const it of items) {
+      const list = byTopic.get(it.topic);
+      if (list) list.push(it);
+      else byTopic.set(it.topic, [it]);
+    }
     const topicMessages = [...byTopic].map(([topic, list]) => ({
       topic,
       messages: list.map((o) => ({ key: o.key ?? null, value: Buffer.from(o.value.buffer, o.value.byteOffset, o.value.byteLength), headers: o.headers })),

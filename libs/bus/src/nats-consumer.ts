@@ -6,7 +6,7 @@
 // processed) + 1, by re-creating the durable consumer when it is not already there. That
 // happens at start and after every reconnect. Deliveries at or below the last processed
 // sequence (late redeliveries) are acknowledged and skipped.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { backoffDelay, sleep } from './backoff.js';
 import { deliver } from './delivery.js';
@@ -27,6 +27,10 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
   const { log, backoff, prefix } = bus.opts;
   const signal = opts.signal;
 
+  // One keep-alive timer for the consumer, not one per message: the message being handled
+  // is told working() so a slow handler never triggers a redelivery.
+  let current: JsMsg | undefined;
+  const keepAlive = setInterval(() => current?.working(), KEEPALIVE_MS);
   const run = async () => {
     const stream = natsStreamFor(prefix, opts.subject);
     let lastSeq = 0;
@@ -58,15 +62,9 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
             deliveryCount: m.info.deliveryCount,
             seq: String(m.seq),
           };
-          const outcome = await deliver(msg, {
-            opts,
-            backoff,
-            log,
-            stats,
-            deadLetter: (dm, reason) => bus.deadLetter(dm, reason),
-            keepAlive: () => m.working(),
-            keepAliveMs: KEEPALIVE_MS,
-          });
+          current = m;
+          const outcome = await deliver(msg, { opts, backoff, log, stats, deadLetter: (dm, reason) => bus.deadLetter(dm, reason) });
+          current = undefined;
           if (outcome === 'aborted') break;
           m.ack();
           stats.acked += 1;
@@ -91,10 +89,13 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
     // Push the final acknowledgements out before reporting done.
     await bus.flush();
   };
+  const finished = () => clearInterval(keepAlive);
 
-  const done = run().catch((err: unknown) => {
-    log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus consumer stopped on an unexpected error');
-  });
+  const done = run()
+    .catch((err: unknown) => {
+      log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus consumer stopped on an unexpected error');
+    })
+    .finally(finished);
   return {
     done,
     stats: () => ({ ...stats, inFlight: iter ? Math.max(0, iter.getReceived() - handledInIter) : 0 }),
