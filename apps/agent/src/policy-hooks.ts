@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { AUDIT_DDL, AuditQueue, ErasedSubjects, appendAuditInTx, tablePolicyOf, applyRedaction, auditKey, checkPolicyAgainstSchema, egressDecision, erasureTables, hashKeyFromEnv, ingressDecision, loadPolicyFile, misplacedDecision, policyHash, setupErasure, type ErasureTable, type MisplacedDecision, type Policy, type RelocateItem } from '@regionsync/gdpr';
 import { RegionsyncError, type RowChange } from '@regionsync/protocol';
-import { errInfo, oldValuesOf, quoteTable, type EgressFilter, type IngressFilter } from '@regionsync/replication';
+import { errInfo, loadTableInfo, oldValuesOf, quoteTable, type EgressFilter, type IngressFilter } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 
 export interface PolicyRuntime {
@@ -36,9 +36,7 @@ const capturedRowOf = (r: RowChange): Record<string, string | null> => (r.op ===
  */
 async function ensureFullIdentity(db: pg.ClientBase, tables: string[], log: Logger): Promise<void> {
   for (const t of tables) {
-    const [schema, name] = t.split('.') as [string, string];
-    const r = await db.query<{ relreplident: string }>(`select c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2`, [schema, name]);
-    if (r.rows[0] === undefined || r.rows[0].relreplident === 'f') continue;
+    if ((await loadTableInfo(db, t)).replicaIdentity === 'full') continue;
     await db.query(`alter table ${quoteTable(t)} replica identity full`);
     log.info({ table: t }, 'replica identity set to full (old home of moved rows)');
   }
