@@ -2,6 +2,7 @@ import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
 import type { Logger } from 'pino';
 import { changesSubject, compareLsn, isRetryable, makeEnvelope, messageId, type ChangeBody, type RowChange, type VectorClock } from '@regionsync/protocol';
+import { slotAckArgument } from './slot-ack.js';
 import { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';
 import { PUBLICATION, databaseOf, slotName, type TableName } from './sql-names.js';
 import { loadTableInfo } from './table-info.js';
@@ -107,7 +108,7 @@ export class Capture {
     this.service = service;
     const failed = new Promise<never>((_, reject) => service.on('error', reject));
     service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
-      if (shouldRespond) await service.acknowledge(this.confirmed ?? '0/0').catch(() => undefined);
+      if (shouldRespond) await service.acknowledge(slotAckArgument(this.confirmed ?? '0/0')).catch(() => undefined);
     });
     service.on('data', async (_lsn: string, raw: unknown) => {
       const msg = raw as PgMessage;
@@ -266,7 +267,7 @@ export class Capture {
     if (this.confirmed === undefined || compareLsn(lsn, this.confirmed) > 0) {
       this.confirmed = lsn;
       this.stats.confirmedLsn = lsn;
-      await this.service?.acknowledge(lsn).catch(() => undefined);
+      await this.service?.acknowledge(slotAckArgument(lsn)).catch(() => undefined);
     }
   }
 
