@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type Bus, type Consumer } from '@regionsync/bus';
 import { ErasedSubjects } from '@regionsync/gdpr';
-import { changesSubject, createCodec, errorCode, heartbeatsSubject, makeEnvelope, RegionsyncError, type HeartbeatBody } from '@regionsync/protocol';
+import { changesSubject, createCodec, errorCode, heartbeatsSubject, makeEnvelope, RegionsyncError, type ChangeBody, type Envelope, type HeartbeatBody } from '@regionsync/protocol';
 import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, newcomers, publishSnapshot, qualify, recordMembership, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
@@ -89,31 +89,46 @@ export class Agent {
     }
     const applier = this.applier;
     const applyLog = log.child({ component: 'apply' });
+    const changeBody = (env: unknown): ChangeBody => {
+      const e = env as Envelope;
+      if (e.kind !== 'change') throw new RegionsyncError('RS_PROTOCOL_SCHEMA', `expected a change message on the changes subject, got ${e.kind}`);
+      return e.body;
+    };
+    // Retryable failures (database down, origin busy) are retried here without limit:
+    // dead-lettering a valid change would lose it. Only a message that can never apply (bad
+    // shape) may go to the dead-letter subject; anything else (database down, origin busy,
+    // skew) is retried in place.
+    const retryInPlace = async (fn: () => Promise<unknown>, what: Record<string, unknown>): Promise<void> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await fn();
+          return;
+        } catch (err) {
+          if (isPoison(err) || signal.aborted) throw err;
+          if (attempt % 10 === 0) applyLog.warn({ ...what, attempt, err: errInfo(err) }, 'apply failed; retrying');
+          await sleep(Math.min(10_000, 100 * 2 ** Math.min(attempt, 7)), signal);
+        }
+      }
+    };
     this.consumer = this.bus.consume({
       subject: changesSubject(cfg.bus.prefix, cfg.region),
       durable: `apply-${cfg.region}`,
       maxInFlight: cfg.replication.applyMaxInFlight,
       maxDeliveries: 5,
       signal,
-      decodeCheck: (d) => void codec.decode(d),
+      // Decoded and validated once, by the bus; the handlers get the envelope as `decoded`.
+      decodeCheck: (d) => codec.decode(d),
       onDeadLetter: (m, reason) => applyLog.error({ seq: m.seq, id: m.id, reason }, 'message dead-lettered'),
+      // Several fetched messages in one local transaction per source; if that fails, the bus
+      // hands them to `handler` one by one, so a poison message is dead-lettered alone.
+      maxBatch: cfg.replication.applyMaxBatch,
+      batchHandler: async (ms) => {
+        const bodies = ms.map((m) => changeBody(m.decoded ?? codec.decode(m.data)));
+        await retryInPlace(() => applier.applyBatch(bodies), { source: bodies[0]!.sourceRegion, lsn: bodies[0]!.commitLsn, messages: bodies.length });
+      },
       handler: async (m) => {
-        const env = codec.decode(m.data);
-        if (env.kind !== 'change') throw new RegionsyncError('RS_PROTOCOL_SCHEMA', `expected a change message on the changes subject, got ${env.kind}`);
-        // Retryable failures (database down, origin busy) are retried here without limit:
-        // dead-lettering a valid change would lose it. Only non-retryable ones reach the bus's DLQ count.
-        for (let attempt = 0; ; attempt++) {
-          try {
-            await applier.apply(env.body);
-            return;
-          } catch (err) {
-            // Only a message that can never apply (bad shape) may go to the dead-letter
-            // subject; anything else (database down, origin busy, skew) is retried in place.
-            if (isPoison(err) || signal.aborted) throw err;
-            if (attempt % 10 === 0) applyLog.warn({ source: env.body.sourceRegion, lsn: env.body.commitLsn, attempt, err: errInfo(err) }, 'apply failed; retrying');
-            await sleep(Math.min(10_000, 100 * 2 ** Math.min(attempt, 7)), signal);
-          }
-        }
+        const body = changeBody(m.decoded ?? codec.decode(m.data));
+        await retryInPlace(() => applier.apply(body), { source: body.sourceRegion, lsn: body.commitLsn });
       },
     });
 

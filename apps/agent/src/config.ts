@@ -45,6 +45,7 @@ export const agentConfigSchema = z
         idleHeartbeatMs: z.number().int().min(100).default(10_000).describe('When idle, emit a logical message this often so the slot keeps advancing'),
         maxClockSkewMs: z.number().int().min(0).default(30_000).describe('Largest clock lead accepted from a source before its changes are refused and an alarm raised'),
         applyMaxInFlight: z.number().int().min(1).default(256).describe('Messages fetched ahead of apply (backpressure bound)'),
+        applyMaxBatch: z.number().int().min(1).max(10_000).default(64).describe('Fetched messages applied together in one local transaction per source'),
       })
       .strict()
       .default({}),

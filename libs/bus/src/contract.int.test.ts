@@ -156,6 +156,72 @@ describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
     await dlqConsumer.done;
   });
 
+  it('batch mode: hands fetched messages in order as batches, acknowledges after the batch, decodes once; a poison message is isolated and dead-lettered alone', async () => {
+    const { sub, pub, subject } = await setup();
+    await publishRange({ bus: pub, subject, key: SRC, from: 1, to: 300 });
+    await pub.publish(subject, new TextEncoder().encode('{not json'), { id: 'undecodable', key: SRC });
+    await publishRange({ bus: pub, subject, key: SRC, from: 301, to: 400 });
+    const stop = new AbortController();
+    const handled: number[] = [];
+    const batchSizes: number[] = [];
+    const dead: string[] = [];
+    let decodes = 0;
+    let notDecoded = 0;
+    const consumer = sub.consume({
+      subject,
+      durable: 'batch',
+      maxDeliveries: 3,
+      maxBatch: 50,
+      signal: stop.signal,
+      decodeCheck: (d) => {
+        decodes += 1;
+        const n = readN(d);
+        if (!Number.isInteger(n)) throw new Error('not a test payload');
+        return n;
+      },
+      onDeadLetter: (m, reason) => dead.push(`${m.id}: ${reason}`),
+      batchHandler: async (ms) => {
+        // 250 is poison: the whole batch fails, then it is handled one by one.
+        if (ms.some((m) => m.decoded === 250)) throw new Error('batch contains poison');
+        batchSizes.push(ms.length);
+        for (const m of ms) {
+          if (typeof m.decoded !== 'number') notDecoded += 1;
+          handled.push(m.decoded as number);
+        }
+      },
+      handler: async (m) => {
+        if (m.decoded === 250) throw new Error('poison');
+        if (typeof m.decoded !== 'number') notDecoded += 1;
+        handled.push(m.decoded as number);
+      },
+    });
+    expect(await waitUntil(() => handled.includes(400), 60_000)).toBe(true);
+    stop.abort();
+    await consumer.done;
+    const expected = Array.from({ length: 400 }, (_, i) => i + 1).filter((n) => n !== 250);
+    expect(handled).toEqual(expected);
+    expect(notDecoded).toBe(0);
+    expect(Math.max(...batchSizes)).toBeGreaterThan(1);
+    expect(Math.max(...batchSizes)).toBeLessThanOrEqual(50);
+    expect(dead).toHaveLength(2);
+    expect(dead.find((d) => d.startsWith('undecodable: '))).toMatch(/undecodable: not a test payload|undecodable: /);
+    expect(dead.some((d) => /handler failed 3 times: poison/.test(d))).toBe(true);
+    expect(consumer.stats().deadLettered).toBe(2);
+    expect(consumer.stats().acked).toBe(401);
+    // Decoded once per fetched message (plus at most the messages re-checked after a failed batch).
+    expect(decodes).toBeLessThan(401 + 60);
+    // Nothing is left unacknowledged: a new consumer of the same durable gets only what was
+    // published after (a sentinel), nothing of the first 401.
+    await publishRange({ bus: pub, subject, key: SRC, from: 401, to: 401 });
+    const again: number[] = [];
+    const stop2 = new AbortController();
+    const c2 = sub.consume({ subject, durable: 'batch', signal: stop2.signal, batchHandler: async (ms) => void again.push(...ms.map((m) => readN(m.data))), handler: async (m) => void again.push(readN(m.data)) });
+    expect(await waitUntil(() => again.length > 0, 60_000)).toBe(true);
+    stop2.abort();
+    await c2.done;
+    expect(again).toEqual([401]);
+  });
+
   it('rejects an oversized payload before sending, naming size and limit', async () => {
     const { pub, subject } = await setup();
     const err = await pub.publish(subject, new Uint8Array(4 * 1024 * 1024 + 1), { id: 'big' }).catch((e: unknown) => e);

@@ -5,7 +5,7 @@
 // just processed on the same partition are skipped.
 import type { EachBatchPayload, IHeaders } from 'kafkajs';
 import { backoffDelay, sleep } from './backoff.js';
-import { deliver } from './delivery.js';
+import { deliver, deliverBatch } from './delivery.js';
 import type { KafkaBus } from './kafka-bus.js';
 import { errorMessage, type ResolvedConsumeOptions } from './options.js';
 import { HEADERS, type BusMessage, type Consumer, type ConsumerStats } from './types.js';
@@ -71,36 +71,48 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
     }, 3_000);
     let handled = 0;
     try {
-      for (const m of batch.messages) {
+      const messages = batch.messages;
+      const limit = opts.batchHandler ? opts.maxBatch : 1;
+      for (let i = 0; i < messages.length; ) {
         if (!isRunning() || isStale() || signal.aborted) break;
-        const offset = BigInt(m.offset);
-        const id = headerValue(m.headers, HEADERS.id);
-        if (offset <= (lastOffset.get(partition) ?? -1n) || (id !== undefined && seen.has(id))) {
-          resolveOffset(m.offset);
-          stats.inFlight -= 1;
-          continue;
+        // The next run of fetched messages (up to maxBatch) that were not processed before.
+        const run: { m: (typeof messages)[number]; msg: BusMessage; offset: bigint }[] = [];
+        const runIds = new Set<string>();
+        for (; i < messages.length && run.length < limit; i++) {
+          const m = messages[i]!;
+          const offset = BigInt(m.offset);
+          const id = headerValue(m.headers, HEADERS.id);
+          if (offset <= (lastOffset.get(partition) ?? -1n) || (id !== undefined && (seen.has(id) || runIds.has(id)))) {
+            if (run.length > 0) break; // resolved after the run before it
+            resolveOffset(m.offset);
+            stats.inFlight -= 1;
+            continue;
+          }
+          if (id !== undefined) runIds.add(id);
+          run.push({
+            m,
+            offset,
+            msg: { subject: batch.topic, data: m.value ?? EMPTY, id, key: m.key?.toString() ?? headerValue(m.headers, HEADERS.key), deliveryCount: 1, seq: `${partition}:${m.offset}` },
+          });
         }
-        const msg: BusMessage = {
-          subject: batch.topic,
-          data: m.value ?? EMPTY,
-          id,
-          key: m.key?.toString() ?? headerValue(m.headers, HEADERS.key),
-          deliveryCount: 1,
-          seq: `${partition}:${m.offset}`,
-        };
-        const outcome = await deliver(msg, { opts, backoff, log, stats, deadLetter: (dm, reason) => bus.deadLetter(dm, reason) });
+        if (run.length === 0) continue;
+        const ctx = { opts, backoff, log, stats, deadLetter: (dm: BusMessage, reason: string) => bus.deadLetter(dm, reason) };
+        const done = run.length === 1 ? ((await deliver(run[0]!.msg, ctx)) === 'done' ? 1 : 0) : await deliverBatch(run.map((r) => r.msg), ctx);
         alive();
-        if (outcome === 'aborted') break;
-        resolveOffset(m.offset);
-        stats.acked += 1;
-        stats.inFlight -= 1;
-        lastOffset.set(partition, offset);
-        if (id !== undefined) seen.add(id);
+        for (const r of run.slice(0, done)) {
+          resolveOffset(r.m.offset);
+          stats.acked += 1;
+          stats.inFlight -= 1;
+          lastOffset.set(partition, r.offset);
+          if (r.msg.id !== undefined) seen.add(r.msg.id);
+        }
+        if (done < run.length) break;
         // Both only check a clock unless something is due; every 64 messages is often enough.
-        if (++handled % 64 === 0) {
+        if (Math.floor((handled + done) / 64) > Math.floor(handled / 64)) {
           await commitOffsetsIfNecessary();
           await heartbeat();
         }
+        handled += done;
       }
       // Stopping: commit what was handled now, not at the next interval that never comes,
       // so the next member of the group resumes right after it (drain and acknowledge).

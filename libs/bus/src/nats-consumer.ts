@@ -9,7 +9,7 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { backoffDelay, sleep } from './backoff.js';
-import { deliver } from './delivery.js';
+import { deliver, deliverBatch } from './delivery.js';
 import type { NatsBus } from './nats-bus.js';
 import { errorMessage, type ResolvedConsumeOptions } from './options.js';
 import { natsStreamFor } from './topology.js';
@@ -27,10 +27,10 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
   const { log, backoff, prefix } = bus.opts;
   const signal = opts.signal;
 
-  // One keep-alive timer for the consumer, not one per message: the message being handled
-  // is told working() so a slow handler never triggers a redelivery.
-  let current: JsMsg | undefined;
-  const keepAlive = setInterval(() => current?.working(), KEEPALIVE_MS);
+  // One keep-alive timer for the consumer, not one per message: the messages being handled
+  // are told working() so a slow handler never triggers a redelivery.
+  let current: JsMsg[] = [];
+  const keepAlive = setInterval(() => current.forEach((m) => m.working()), KEEPALIVE_MS);
   const run = async () => {
     const stream = natsStreamFor(prefix, opts.subject);
     let lastSeq = 0;
@@ -47,31 +47,70 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
         iter = await c.consume({ max_messages: opts.maxInFlight, expires: 5_000 });
         handledInIter = 0;
         if (signal.aborted) break;
-        for await (const m of iter) {
-          progressed = true;
-          if (m.seq <= lastSeq) {
-            m.ack();
-            handledInIter += 1;
-            continue;
+        // Messages are taken one at a time, plus (batch mode) whatever the subscription has
+        // already buffered behind the first one, up to maxBatch; all are acknowledged after
+        // they were handled, in order.
+        const it = iter[Symbol.asyncIterator]();
+        let ahead: Promise<IteratorResult<JsMsg>> | undefined;
+        const limit = opts.batchHandler ? opts.maxBatch : 1;
+        for (let ended = false; !ended && !signal.aborted; ) {
+          const first = await (ahead ?? it.next());
+          ahead = undefined;
+          if (first.done) break;
+          const batch: JsMsg[] = [first.value];
+          while (batch.length < limit && iter.getPending() > 0) {
+            const p = it.next();
+            // Only what is already buffered: never wait for the broker to fill a batch.
+            const r = await Promise.race([p, new Promise<'later'>((resolve) => setImmediate(() => resolve('later')))]);
+            if (r === 'later') {
+              p.catch(() => undefined); // awaited in the next round; never an unhandled rejection
+              ahead = p;
+              break;
+            }
+            if (r.done) {
+              ended = true;
+              break;
+            }
+            batch.push(r.value);
           }
-          const msg: BusMessage = {
+          progressed = true;
+          const todo: JsMsg[] = [];
+          for (const m of batch) {
+            if (m.seq <= lastSeq) {
+              m.ack();
+              handledInIter += 1;
+            } else if (todo.length === 0 || m.seq > todo[todo.length - 1]!.seq) todo.push(m);
+            // else: not above the previous one (a late redelivery): skipped, as it would be once
+            // the batch is processed (at or below the last processed sequence).
+            else handledInIter += 1;
+          }
+          if (todo.length === 0) continue;
+          const msgs: BusMessage[] = todo.map((m) => ({
             subject: m.subject,
             data: m.data,
             id: m.headers?.get(HEADERS.id) || undefined,
             key: m.headers?.get(HEADERS.key) || undefined,
             deliveryCount: m.info.deliveryCount,
             seq: String(m.seq),
+          }));
+          const ctx = {
+            opts,
+            backoff,
+            log,
+            stats,
+            deadLetter: (dm: BusMessage, reason: string) => bus.deadLetter(dm, reason),
           };
-          current = m;
-          const outcome = await deliver(msg, { opts, backoff, log, stats, deadLetter: (dm, reason) => bus.deadLetter(dm, reason) });
-          current = undefined;
-          if (outcome === 'aborted') break;
-          m.ack();
-          stats.acked += 1;
-          handledInIter += 1;
-          lastSeq = m.seq;
+          current = todo;
+          const handled = todo.length === 1 ? ((await deliver(msgs[0]!, ctx)) === 'done' ? 1 : 0) : await deliverBatch(msgs, ctx);
+          current = [];
+          for (const m of todo.slice(0, handled)) {
+            m.ack();
+            stats.acked += 1;
+            handledInIter += 1;
+            lastSeq = m.seq;
+          }
+          if (handled < todo.length) break;
           failures = 0;
-          if (signal.aborted) break;
         }
       } catch (err) {
         if (signal.aborted) break;

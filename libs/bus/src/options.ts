@@ -9,6 +9,7 @@ export const DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024;
 export const BROKER_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_MAX_DELIVERIES = 5;
+export const DEFAULT_MAX_BATCH = 64;
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000;
 
 export interface ResolvedBusOptions {
@@ -25,6 +26,7 @@ export interface ResolvedBusOptions {
 export interface ResolvedConsumeOptions extends ConsumeOptions {
   maxInFlight: number;
   maxDeliveries: number;
+  maxBatch: number;
 }
 
 const silent: BusLogger = { warn: () => undefined, info: () => undefined };
@@ -69,11 +71,13 @@ export function resolveConsumeOptions(opts: ConsumeOptions): ResolvedConsumeOpti
   if (typeof opts.subject !== 'string' || opts.subject.length === 0) invalid('consume.subject: expected a subject');
   if (typeof opts.durable !== 'string' || !DURABLE_PATTERN.test(opts.durable)) invalid('consume.durable: expected 1-200 characters of [A-Za-z0-9_-]');
   if (typeof opts.handler !== 'function') invalid('consume.handler: expected a function');
+  if (opts.batchHandler !== undefined && typeof opts.batchHandler !== 'function') invalid('consume.batchHandler: expected a function');
   if (!(opts.signal instanceof AbortSignal)) invalid('consume.signal: expected an AbortSignal');
   return {
     ...opts,
     maxInFlight: positiveInt(opts.maxInFlight, 'consume.maxInFlight', DEFAULT_MAX_IN_FLIGHT, 100_000),
     maxDeliveries: positiveInt(opts.maxDeliveries, 'consume.maxDeliveries', DEFAULT_MAX_DELIVERIES, 1_000),
+    maxBatch: positiveInt(opts.maxBatch, 'consume.maxBatch', DEFAULT_MAX_BATCH, 10_000),
   };
 }
 

@@ -45,6 +45,8 @@ export interface BusMessage {
   deliveryCount: number;
   /** Broker position: stream sequence (NATS) or `partition:offset` (Kafka). */
   seq: string;
+  /** What `decodeCheck` returned for this message (decoded once, handed through), if it returned anything. */
+  decoded?: unknown;
 }
 
 export interface ConsumeOptions {
@@ -55,10 +57,22 @@ export interface ConsumeOptions {
   /** Handler attempts before the message is dead-lettered; default 5. */
   maxDeliveries?: number;
   handler: (msg: BusMessage) => Promise<void>;
+  /**
+   * Optional batch mode: called with up to `maxBatch` consecutive messages of one ordering
+   * unit that are already fetched (in order); they are acknowledged only after it resolved.
+   * If it throws, the same messages are handed to `handler` one by one (retry in place,
+   * a poison message is isolated and dead-lettered alone), so it must be idempotent.
+   */
+  batchHandler?: (msgs: BusMessage[]) => Promise<void>;
+  /** Largest batch handed to `batchHandler`; default 64. */
+  maxBatch?: number;
   signal: AbortSignal;
   onDeadLetter?: (msg: BusMessage, reason: string) => void;
-  /** Throws for a payload that can never be handled (pass `codec.decode`): dead-lettered at once. */
-  decodeCheck?: (data: Uint8Array) => void;
+  /**
+   * Throws for a payload that can never be handled (pass `codec.decode`): dead-lettered at
+   * once. What it returns is handed to the handlers as `msg.decoded` (decode once).
+   */
+  decodeCheck?: (data: Uint8Array) => unknown;
 }
 
 export interface ConsumerStats {

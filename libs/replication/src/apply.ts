@@ -8,9 +8,13 @@ import { saveVersions, TableSql, type StoredVersion } from './row-sql.js';
 import type { TableConfig } from './setup.js';
 import { loadTableInfo } from './table-info.js';
 import { SchemaGuard } from './schema-guard.js';
-import { META_SCHEMA, databaseOf, originName, qualify, quoteTable } from './sql-names.js';
+import { META_SCHEMA, databaseOf, originName, qualify, quoteLiteral, quoteTable } from './sql-names.js';
 
 const HLC_ZERO = '000000000000000.000000';
+// A batch of many large messages is split into transactions of about this many rows.
+const MAX_ROWS_PER_TRANSACTION = 20_000;
+
+const messageKey = (b: ChangeBody) => `${b.commitLsn}/${b.chunk.index}`;
 
 /** Defence in depth: may this region hold this row? Refused rows are skipped (and audited by the caller). */
 export type IngressFilter = (row: RowChange, sourceRegion: string) => { accept: true } | { accept: false; reason: string };
@@ -47,9 +51,11 @@ interface SourceSession {
 }
 
 /**
- * Applies change messages exactly once: one local transaction per message under the
- * source's replication origin, with origin progress committed in the same transaction
- * (set on a transaction's last chunk), so a redelivered message is recognised and skipped.
+ * Applies change messages exactly once: one local transaction per message (or per run of
+ * consecutive messages of one source, applyBatch) under the source's replication origin,
+ * with origin progress and the applied_messages records committed in the same transaction
+ * (progress set from a transaction's last chunk), so a redelivered message is recognised
+ * and skipped.
  */
 export class Applier {
   private sessions = new Map<string, Promise<SourceSession>>();
@@ -112,7 +118,7 @@ export class Applier {
             const t = this.tables.get(table)!;
             t.stale = true;
             const fresh = (await this.tableFor(s.client, table))!;
-            await this.applyTable(s.client, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), { vclock: group.vclock });
+            await this.applyTable(s.client, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), group.rows.map(() => group.vclock));
             await this.guard.clearParked(s.client, table, group.source);
             await s.client.query('commit');
           } catch (err) {
@@ -168,29 +174,75 @@ export class Applier {
   }
 
   apply(body: ChangeBody): Promise<ApplyOutcome> {
-    return this.serial(() => this.applyNow(body));
+    return this.serial(async () => ((await this.applyBatchNow([body])) > 0 ? 'applied' : 'skipped'));
   }
 
-  private async applyNow(body: ChangeBody): Promise<ApplyOutcome> {
-    const source = body.sourceRegion;
-    if (body.destination !== this.o.region) throw new RegionsyncError('RS_REPLICATION_APPLY', `message for ${body.destination} reached ${this.o.region}`, { retryable: false });
-    this.checkSkew(body);
+  /**
+   * Applies consecutive messages (in order) with as few local transactions as possible: each
+   * run of messages from one source becomes one transaction under that source's origin
+   * (rows merged per table, one applied_messages insert, origin progress set to the highest
+   * last-chunk LSN among them, committed with the rows). Resolves with the number of messages
+   * applied (the others were already applied). If a message is refused (wrong destination,
+   * clock skew), the messages before it are applied first, then the error is thrown.
+   */
+  applyBatch(bodies: ChangeBody[]): Promise<number> {
+    return this.serial(() => this.applyBatchNow(bodies));
+  }
+
+  private async applyBatchNow(bodies: ChangeBody[]): Promise<number> {
+    let refused: unknown;
+    let ok = bodies.length;
+    for (const [i, body] of bodies.entries()) {
+      try {
+        if (body.destination !== this.o.region) throw new RegionsyncError('RS_REPLICATION_APPLY', `message for ${body.destination} reached ${this.o.region}`, { retryable: false });
+        this.checkSkew(body);
+      } catch (err) {
+        refused = err;
+        ok = i;
+        break;
+      }
+    }
+    let applied = 0;
+    // Consecutive messages of one source, bounded in rows so one transaction stays moderate.
+    let group: ChangeBody[] = [];
+    let groupRows = 0;
+    for (const body of bodies.slice(0, ok)) {
+      if (group.length > 0 && (group[0]!.sourceRegion !== body.sourceRegion || groupRows + body.rows.length > MAX_ROWS_PER_TRANSACTION)) {
+        applied += await this.applyGroup(group);
+        group = [];
+        groupRows = 0;
+      }
+      group.push(body);
+      groupRows += body.rows.length;
+    }
+    if (group.length > 0) applied += await this.applyGroup(group);
+    if (refused !== undefined) throw refused;
+    return applied;
+  }
+
+  private async applyGroup(group: ChangeBody[]): Promise<number> {
+    const source = group[0]!.sourceRegion;
     const s = await this.session(source);
     const db = s.client;
     // Above the progress watermark nothing can have been applied yet; at or below it, the
     // applied_messages record decides (the merge rules make a re-apply harmless anyway).
-    if (s.progress !== undefined && compareLsn(body.commitLsn, s.progress) <= 0 && (await this.wasApplied(s, source, body))) {
-      this.o.metrics?.transactionsSkipped.inc({ source });
-      return 'skipped';
-    }
-    if (++this.appliedSinceGc >= 5000) {
+    const unique = new Map<string, ChangeBody>();
+    for (const b of group) if (!unique.has(messageKey(b))) unique.set(messageKey(b), b);
+    const below = [...unique.values()].filter((b) => s.progress !== undefined && compareLsn(b.commitLsn, s.progress) <= 0);
+    const done = below.length > 0 ? await this.appliedAmong(s, source, below) : new Set<string>();
+    const todo = [...unique.values()].filter((b) => !done.has(messageKey(b)));
+    if (todo.length < group.length) this.o.metrics?.transactionsSkipped.inc({ source }, group.length - todo.length);
+    if (todo.length === 0) return 0;
+    this.appliedSinceGc += todo.length;
+    if (this.appliedSinceGc >= 5000) {
       this.appliedSinceGc = 0;
       // Ids older than a day only guard against replays a re-merge would absorb anyway.
       await db.query(`delete from ${META_SCHEMA}.applied_messages where applied_at < now() - interval '24 hours'`).catch(() => undefined);
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.applyInTransaction(s, body);
+        await this.applyInTransaction(s, todo);
+        return todo.length;
       } catch (err) {
         await db.query('rollback').catch(() => undefined);
         // A local write committed under our feet (serialization failure) or a deadlock with
@@ -204,50 +256,69 @@ export class Applier {
         // A broken session (connection lost, origin busy) is rebuilt on the next attempt.
         this.sessions.delete(source);
         await db.end().catch(() => undefined);
-        throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index} failed`, { cause: err, retryable: true });
+        const what = todo.length === 1 ? `${todo[0]!.commitLsn} chunk ${todo[0]!.chunk.index}` : `${todo.length} messages ${todo[0]!.commitLsn} … ${todo[todo.length - 1]!.commitLsn}`;
+        // The SQLSTATE only: a database message can quote row values, which never go to logs.
+        throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${what} failed${code ? ` (SQLSTATE ${code})` : ''}`, { cause: err, retryable: true });
       }
     }
   }
 
-  private async applyInTransaction(s: SourceSession, body: ChangeBody): Promise<ApplyOutcome> {
+  private async applyInTransaction(s: SourceSession, bodies: ChangeBody[]): Promise<void> {
     const db = s.client;
-    const source = body.sourceRegion;
+    const source = bodies[0]!.sourceRegion;
     // Repeatable read: the merge reads rows and versions, then writes the merged state.
     // Under read committed a local write committed in between (the stamp trigger and the
     // row lock only serialise writers, not this read) was silently overwritten with the
     // stale merged state: lost local write, regressed version and counter contribution.
     // Here such a write makes ours fail with a serialization error, retried afresh.
     await db.query(this.beginSql);
-    await db.query(`insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) values ($1, $2::pg_lsn, $3) on conflict do nothing`, [source, body.commitLsn, body.chunk.index]);
-    // Only the last chunk records origin progress: a crash between chunks re-applies the
-    // earlier ones, which the merge rules make harmless (same version = no change).
-    if (body.chunk.last) await db.query('select pg_replication_origin_xact_setup($1, $2)', [body.commitLsn, body.commitTime]);
-    const changed = await this.applyRows(db, body);
-    await db.query(
-      `update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, $1), vclock = vclock || jsonb_build_object($2::text, greatest(coalesce(vclock ->> $2, ''), $1)) where id = 1`,
-      [body.hlc, source],
+    const changed = await this.applyRows(db, bodies);
+    // Only a last chunk records origin progress (the highest one here): a crash between
+    // chunks re-applies the earlier ones, which the merge rules make harmless (same version
+    // = no change). Progress, the applied_messages records and the clock commit with the
+    // rows, in one statement sent together with the commit.
+    let progress: ChangeBody | undefined;
+    let maxHlc = bodies[0]!.hlc;
+    for (const b of bodies) {
+      if (b.chunk.last && (progress === undefined || compareLsn(b.commitLsn, progress.commitLsn) > 0)) progress = b;
+      if (b.hlc > maxHlc) maxHlc = b.hlc;
+    }
+    const lsns = `array[${bodies.map((b) => quoteLiteral(b.commitLsn)).join(',')}]::pg_lsn[]`;
+    const chunks = `array[${bodies.map((b) => String(Math.trunc(b.chunk.index))).join(',')}]::int[]`;
+    const src = quoteLiteral(source);
+    const hlc = quoteLiteral(maxHlc);
+    const results = await db.query(
+      `with am as (insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) select ${src}, l, c from unnest(${lsns}, ${chunks}) as u(l, c) on conflict do nothing),
+       nc as (update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, ${hlc}), vclock = vclock || jsonb_build_object(${src}::text, greatest(coalesce(vclock ->> ${src}, ''), ${hlc})) where id = 1)
+       select ${progress ? `pg_replication_origin_xact_setup(${quoteLiteral(progress.commitLsn)}::pg_lsn, ${quoteLiteral(progress.commitTime)}::timestamptz)` : '1'};
+       commit`,
     );
     // COMMIT of a transaction that hit an error ends in ROLLBACK without raising one: a
     // message must never count as applied unless its transaction really committed.
-    const committed = await db.query('commit');
-    if (committed.command !== 'COMMIT') throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${body.commitLsn} chunk ${body.chunk.index}: the transaction ended in ${committed.command}`, { retryable: true });
-    if (body.chunk.last && (s.progress === undefined || compareLsn(body.commitLsn, s.progress) > 0)) s.progress = body.commitLsn;
-    this.o.metrics?.transactionsApplied.inc({ source });
+    const committed = (results as unknown as pg.QueryResult[]).at(-1);
+    if (committed?.command !== 'COMMIT') throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${bodies[0]!.commitLsn} (${bodies.length} messages): the transaction ended in ${committed?.command ?? 'nothing'}`, { retryable: true });
+    if (progress && (s.progress === undefined || compareLsn(progress.commitLsn, s.progress) > 0)) s.progress = progress.commitLsn;
+    this.o.metrics?.transactionsApplied.inc({ source }, bodies.length);
     this.o.metrics?.rowsApplied.inc({ source }, changed);
-    this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(body.commitTime)) / 1000));
-    return 'applied';
+    this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(bodies[bodies.length - 1]!.commitTime)) / 1000));
   }
 
   private appliedSinceGc = 0;
 
-  private async wasApplied(s: SourceSession, source: string, body: ChangeBody): Promise<boolean> {
+  private async appliedAmong(s: SourceSession, source: string, bodies: ChangeBody[]): Promise<Set<string>> {
     try {
-      const r = await s.client.query(`select 1 from ${META_SCHEMA}.applied_messages where source = $1 and commit_lsn = $2::pg_lsn and chunk = $3`, [source, body.commitLsn, body.chunk.index]);
-      return (r.rowCount ?? 0) > 0;
+      const r = await s.client.query<{ lsn: string; chunk: number }>(
+        `select m.commit_lsn::text as lsn, m.chunk from ${META_SCHEMA}.applied_messages m join unnest($2::pg_lsn[], $3::int[]) as u(l, c) on m.commit_lsn = u.l and m.chunk = u.c where m.source = $1`,
+        [source, bodies.map((b) => b.commitLsn), bodies.map((b) => b.chunk.index)],
+      );
+      const out = new Set<string>();
+      // pg_lsn prints normalised (upper-case hex): match by comparing, not by text.
+      for (const row of r.rows) for (const b of bodies) if (b.chunk.index === row.chunk && compareLsn(b.commitLsn, row.lsn) === 0) out.add(messageKey(b));
+      return out;
     } catch (err) {
       this.sessions.delete(source);
       await s.client.end().catch(() => undefined);
-      throw new RegionsyncError('RS_REPLICATION_APPLY', `checking whether ${source} ${body.commitLsn} was applied failed`, { cause: err, retryable: true });
+      throw new RegionsyncError('RS_REPLICATION_APPLY', `checking whether ${source} ${bodies[0]!.commitLsn} was applied failed`, { cause: err, retryable: true });
     }
   }
 
@@ -269,36 +340,70 @@ export class Applier {
     this.skewAlarms.delete(body.sourceRegion);
   }
 
-  private async applyRows(db: pg.ClientBase, body: ChangeBody): Promise<number> {
-    const byTable = new Map<string, RowChange[]>();
-    const refused: { row: RowChange; sourceRegion: string; reason: string }[] = [];
-    for (const row of body.rows) {
-      const verdict = this.o.ingress?.(row, body.sourceRegion) ?? { accept: true as const };
-      if (!verdict.accept) {
-        refused.push({ row, sourceRegion: body.sourceRegion, reason: verdict.reason });
-        this.o.onRefused?.(row, body.sourceRegion, verdict.reason);
-        continue;
+  // Rows of all messages (one source, in order), merged per table: one load/upsert/save per
+  // table. A row touched again by a later message starts a new round (same transaction), so
+  // every message's change to a row is written as it would be one message at a time.
+  private async applyRows(db: pg.ClientBase, bodies: ChangeBody[]): Promise<number> {
+    let changed = 0;
+    let round: ChangeBody[] = [];
+    let touched = new Set<string>();
+    for (const body of bodies) {
+      const keys = body.rows.map((r) => `${qualify(r.table)}\u0001${Object.entries(r.key).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}\u0002${v ?? ''}`).join('\u0003')}`);
+      if (round.length > 0 && keys.some((k) => touched.has(k))) {
+        changed += await this.applyRound(db, round);
+        round = [];
+        touched = new Set();
       }
-      const t = qualify(row.table);
-      const list = byTable.get(t);
-      if (list) list.push(row);
-      else byTable.set(t, [row]);
+      round.push(body);
+      for (const k of keys) touched.add(k);
+    }
+    if (round.length > 0) changed += await this.applyRound(db, round);
+    return changed;
+  }
+
+  private async applyRound(db: pg.ClientBase, bodies: ChangeBody[]): Promise<number> {
+    const byTable = new Map<string, Map<ChangeBody, RowChange[]>>();
+    const refused: { row: RowChange; sourceRegion: string; reason: string }[] = [];
+    for (const body of bodies) {
+      for (const row of body.rows) {
+        const verdict = this.o.ingress?.(row, body.sourceRegion) ?? { accept: true as const };
+        if (!verdict.accept) {
+          refused.push({ row, sourceRegion: body.sourceRegion, reason: verdict.reason });
+          this.o.onRefused?.(row, body.sourceRegion, verdict.reason);
+          continue;
+        }
+        const t = qualify(row.table);
+        let perBody = byTable.get(t);
+        if (!perBody) byTable.set(t, (perBody = new Map()));
+        const list = perBody.get(body);
+        if (list) list.push(row);
+        else perBody.set(body, [row]);
+      }
     }
     if (refused.length > 0) await this.o.auditInTx?.(db, refused);
     let changed = 0;
-    for (const [table, rows] of byTable) {
+    for (const [table, perBody] of byTable) {
       const t = await this.tableFor(db, table);
-      if (!t) throw new RegionsyncError('RS_REPLICATION_APPLY', `table ${table} from ${body.sourceRegion} is not replicated here (configure it in every region)`, { retryable: true });
-      if ((await this.guard.verdict(db, table, body)) === 'park') {
-        await this.guard.park(db, body, table, rows);
-        continue;
+      if (!t) throw new RegionsyncError('RS_REPLICATION_APPLY', `table ${table} from ${bodies[0]!.sourceRegion} is not replicated here (configure it in every region)`, { retryable: true });
+      const rows: RowChange[] = [];
+      const vclocks: Record<string, string>[] = [];
+      for (const [body, list] of perBody) {
+        if ((await this.guard.verdict(db, table, body)) === 'park') {
+          await this.guard.park(db, body, table, list);
+          continue;
+        }
+        for (const row of list) {
+          rows.push(row);
+          vclocks.push(body.vclock);
+        }
       }
-      changed += await this.applyTable(db, t.sql, t.strategy, rows, body);
+      if (rows.length > 0) changed += await this.applyTable(db, t.sql, t.strategy, rows, vclocks);
     }
     return changed;
   }
 
-  private async applyTable(db: pg.ClientBase, sql: TableSql, strategy: TableStrategy, rows: RowChange[], body: Pick<ChangeBody, 'vclock'>): Promise<number> {
+  // vclocks[i]: the vector clock of the message rows[i] came in.
+  private async applyTable(db: pg.ClientBase, sql: TableSql, strategy: TableStrategy, rows: RowChange[], vclocks: Record<string, string>[]): Promise<number> {
     const keys = rows.map((r) => r.key);
     const pks = keys.map((k) => sql.pkOf(k));
     const [current, versions] = await Promise.all([sql.loadRows(db, keys), sql.loadVersions(db, pks)]);
@@ -311,7 +416,7 @@ export class Applier {
       const pk = pks[i]!;
       const local = states.has(pk) ? states.get(pk) : toState(current.get(pk), versions.get(pk), this.o.region);
       const seen = newVersions.get(pk)?.seen ?? versions.get(pk)?.seen ?? undefined;
-      if (local && detectConcurrent(local, row.version, body.vclock, seen ?? undefined)) {
+      if (local && detectConcurrent(local, row.version, vclocks[i]!, seen ?? undefined)) {
         conflicts.push([sql.info.name, pk, JSON.stringify(local.version), JSON.stringify(row.version), resolveConflict(local, row), strategy.kind]);
       }
       // Redacted columns never overwrite what this region holds (and are remembered, so a
@@ -324,7 +429,7 @@ export class Applier {
       newVersions.set(pk, {
         pk, hlc: st.version.hlc, region: st.version.region, deleted: st.values === null,
         column_versions: st.columnVersions ?? null, counters: st.counters ?? null, deleted_at: st.deletedAt ?? null,
-        seen: st.version.region === row.version.region && st.version.hlc === row.version.hlc ? body.vclock : seen ?? null,
+        seen: st.version.region === row.version.region && st.version.hlc === row.version.hlc ? vclocks[i]! : seen ?? null,
         redacted: mergeRedacted(newVersions.get(pk)?.redacted ?? versions.get(pk)?.redacted ?? null, row.redacted),
       });
     }

@@ -111,6 +111,22 @@ function stampTriggerDdl(t: TableInfo, cfg: TableConfig): string {
     end if;`;
     })
     .join('');
+  // next_hlc, inlined (a function call per row costs more than the rule itself).
+  const nextHlc = (floor: string) => `
+  v_floor := ${floor};
+  v_wall := floor(extract(epoch from clock_timestamp()) * 1000);
+  if v_floor = '' then
+    v_hlc := lpad(v_wall::text, 15, '0') || '.000000';
+  else
+    v_fw := split_part(v_floor, '.', 1)::bigint;
+    v_fl := split_part(v_floor, '.', 2)::int;
+    if v_wall > v_fw then v_hlc := lpad(v_wall::text, 15, '0') || '.000000';
+    elsif v_fl >= 999999 then v_hlc := lpad((v_fw + 1)::text, 15, '0') || '.000000';
+    else v_hlc := lpad(v_fw::text, 15, '0') || '.' || lpad((v_fl + 1)::text, 6, '0');
+    end if;
+  end if;`;
+  const tbl = quoteLiteral(t.name);
+  const sameKey = t.keyColumns.map((k) => `x.${quoteIdent(k)} = NEW.${quoteIdent(k)}`).join(' and ');
   return `
 create or replace function ${fn}() returns trigger language plpgsql as $$
 declare
@@ -123,31 +139,41 @@ declare
   v_counters jsonb;
   v_deleted_at jsonb;
   v_placed int := 0;
+  v_floor text;
+  v_wall bigint;
+  v_fw bigint;
+  v_fl int;
 begin
   if pg_replication_origin_session_is_setup() then
     if TG_OP = 'DELETE' then return OLD; end if;
     return NEW;
   end if;
   if TG_OP = 'DELETE' then v_pk := ${pkExpr('OLD', t.keyColumns)}; else v_pk := ${pkExpr('NEW', t.keyColumns)}; end if;
+  -- The clock, what this region has applied and the region name in one lookup.
+  select c.max_hlc, c.vclock, s.region into v_max, v_seen, v_region
+    from ${META_SCHEMA}.node_clock c, ${META_SCHEMA}.settings s where c.id = 1 and s.id = 1;
   -- An INSERT whose key exists will not write this row (ON CONFLICT DO NOTHING) or will
   -- become an UPDATE that stamps itself (DO UPDATE): stamping here would leave a version no
-  -- row carries. A placeholder version row is the per-key lock for a new key: a concurrent
-  -- insert of the same key waits on its unique index until ours commits. (Not an advisory
-  -- lock: a 100,000-row insert would exhaust the shared lock table.) The existing row is
-  -- read FOR UPDATE so a concurrent DELETE of it is waited for: if it goes, we do stamp.
-  if TG_OP = 'INSERT' then
-    insert into ${META_SCHEMA}.row_versions (table_name, pk, hlc, region) values (${quoteLiteral(t.name)}, v_pk, '', '') on conflict do nothing;
+  -- row carries. A new key (the common case) is stamped with a single insert of its final
+  -- version, which is also the per-key lock: a concurrent insert of the same key waits on
+  -- the unique index until ours commits. (Not an advisory lock: a 100,000-row insert would
+  -- exhaust the shared lock table.) The existing row is read FOR UPDATE so a concurrent
+  -- DELETE of it is waited for: if it goes, we do stamp.
+  if TG_OP = 'INSERT' then${nextHlc("coalesce(v_max, '')")}
+    v_counters := '{}'::jsonb;${counterUpdates.replace(/\n/g, '\n  ')}
+    insert into ${META_SCHEMA}.row_versions (table_name, pk, hlc, region, counters, seen)
+      values (${tbl}, v_pk, v_hlc, v_region, nullif(v_counters, '{}'::jsonb), v_seen) on conflict do nothing;
     get diagnostics v_placed = row_count;
-    perform 1 from ${quoteTable(t.name)} x where ${t.keyColumns.map((k) => `x.${quoteIdent(k)} = NEW.${quoteIdent(k)}`).join(' and ')} for update;
+    perform 1 from ${quoteTable(t.name)} x where ${sameKey} for update;
     if found then
-      if v_placed > 0 then delete from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk; end if;
+      -- A row written before regionsync was set up has no version: leave none behind.
+      if v_placed > 0 then delete from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk; end if;
       return NEW;
     end if;
+    if v_placed > 0 then return NEW; end if;
+    -- A tombstone: the key comes back, stamped above it.
   end if;
-  select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(t.name)} and pk = v_pk for update;
-  select max_hlc, vclock into v_max, v_seen from ${META_SCHEMA}.node_clock where id = 1;
-  select region into v_region from ${META_SCHEMA}.settings where id = 1;
-  v_hlc := ${META_SCHEMA}.next_hlc(greatest(coalesce(v_old.hlc, ''), coalesce(v_max, '')));
+  select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk for update;${nextHlc("greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''))")}
   v_counters := coalesce(v_old.counters, '{}'::jsonb);
   v_deleted_at := v_old.deleted_at;
   if TG_OP = 'DELETE' then
@@ -155,7 +181,7 @@ begin
   else${counterUpdates}
   end if;
   insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
-  values (${quoteLiteral(t.name)}, v_pk, v_hlc, v_region, TG_OP = 'DELETE', null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen, v_old.redacted)
+  values (${tbl}, v_pk, v_hlc, v_region, TG_OP = 'DELETE', null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen, v_old.redacted)
   on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
     column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted;
   if TG_OP = 'DELETE' then return OLD; end if;
