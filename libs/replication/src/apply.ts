@@ -12,7 +12,7 @@ import { META_SCHEMA, databaseOf, originName, qualify, quoteLiteral, quoteTable 
 
 const HLC_ZERO = '000000000000000.000000';
 // A batch of many large messages is split into transactions of about this many rows.
-const MAX_ROWS_PER_TRANSACTION = 20_000;
+const MAX_ROWS_PER_TRANSACTION = 5_000;
 
 const messageKey = (b: ChangeBody) => `${b.commitLsn}/${b.chunk.index}`;
 
@@ -433,10 +433,12 @@ export class Applier {
         redacted: mergeRedacted(newVersions.get(pk)?.redacted ?? versions.get(pk)?.redacted ?? null, row.redacted),
       });
     }
-    // Write each changed row's final state once.
+    // Write each changed row's final state once (at its last occurrence).
+    const lastIndex = new Map<string, number>();
+    for (const [i, pk] of pks.entries()) lastIndex.set(pk, i);
     for (const [i, row] of rows.entries()) {
       const pk = pks[i]!;
-      if (!newVersions.has(pk) || rows.findLastIndex((r, j) => pks[j] === pk) !== i) continue;
+      if (!newVersions.has(pk) || lastIndex.get(pk) !== i) continue;
       const st = states.get(pk)!;
       if (st.values === null) deletes.push(row.key);
       else upserts.push({ ...st.values, ...row.key });

@@ -12,6 +12,12 @@ import { backoff, sleep } from './retry.js';
 
 /** Messages of the open transaction published but not yet confirmed before capture waits. */
 const MAX_CHUNKS_IN_FLIGHT = 16;
+/**
+ * Slot acknowledgements are sent at most this often (the newest confirmed position each
+ * time, and at once when draining): one standby status per transaction cost a syscall per
+ * commit on a busy source, and the slot position only bounds retained WAL and restart.
+ */
+const ACK_INTERVAL_MS = 100;
 
 /** What capture needs from the bus: a publish that resolves once the broker stored it. */
 export interface ChangePublisher {
@@ -61,6 +67,9 @@ export class Capture {
   private service: LogicalReplicationService | undefined;
   private lastActivity = Date.now();
   private lastRetryLog = 0;
+  private ackSentAt = 0;
+  private ackSent: string | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
   private suppressedRetryLogs = 0;
   private txPublishes: Promise<unknown>[] = [];
   private txChunks = new Map<string, number>(); // destination -> messages sent for the open transaction
@@ -106,6 +115,7 @@ export class Capture {
     // acknowledge.auto=false + timeoutSeconds=0: never acknowledge on a timer; only what the bus confirmed.
     const service = new LogicalReplicationService({ connectionString: this.o.connectionString }, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
     this.service = service;
+    this.ackSent = undefined; // a new stream: the next confirmed position is sent again
     const failed = new Promise<never>((_, reject) => service.on('error', reject));
     service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
       if (shouldRespond) await service.acknowledge(slotAckArgument(this.confirmed ?? '0/0')).catch(() => undefined);
@@ -122,7 +132,8 @@ export class Capture {
       if (tx) await this.onCommit(tx);
       else if (this.txPublishes.length - this.txAwaited > MAX_CHUNKS_IN_FLIGHT) await this.awaitOlderChunks();
     });
-    const onAbort = () => void service.stop();
+    // Send the newest confirmed position before the stream closes (acks are throttled).
+    const onAbort = () => void this.sendAck().finally(() => void service.stop());
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       // No start LSN: the server resumes from the slot's confirmed position, i.e. after the
@@ -260,20 +271,31 @@ export class Capture {
   }
 
   /** Acknowledge the slot up to the newest commit whose messages (and all before it) are confirmed. */
-  private async acknowledgeConfirmed(): Promise<void> {
+  private async acknowledgeConfirmed(now = false): Promise<void> {
     let lsn: string | undefined;
     while (this.pending.length > 0 && this.pending[0]!.settled && !this.pending[0]!.failed) lsn = this.pending.shift()!.lsn;
-    if (lsn === undefined) return;
-    if (this.confirmed === undefined || compareLsn(lsn, this.confirmed) > 0) {
+    if (lsn !== undefined && (this.confirmed === undefined || compareLsn(lsn, this.confirmed) > 0)) {
       this.confirmed = lsn;
       this.stats.confirmedLsn = lsn;
-      await this.service?.acknowledge(slotAckArgument(lsn)).catch(() => undefined);
     }
+    if (this.confirmed === undefined || this.confirmed === this.ackSent) return;
+    if (now || Date.now() - this.ackSentAt >= ACK_INTERVAL_MS) await this.sendAck();
+    else this.ackTimer ??= setTimeout(() => void this.sendAck(), ACK_INTERVAL_MS);
+  }
+
+  private async sendAck(): Promise<void> {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    const lsn = this.confirmed;
+    if (lsn === undefined || lsn === this.ackSent) return;
+    this.ackSentAt = Date.now();
+    this.ackSent = lsn;
+    await this.service?.acknowledge(slotAckArgument(lsn)).catch(() => undefined);
   }
 
   private async drain(): Promise<void> {
     await Promise.allSettled(this.pending.map((p) => p.done));
-    await this.acknowledgeConfirmed();
+    await this.acknowledgeConfirmed(true);
   }
 
   private async idleHeartbeats(signal: AbortSignal): Promise<void> {
