@@ -26,6 +26,8 @@ export interface NatsBusExtras {
   streamMaxBytes?: { changes: number; other: number };
 }
 
+const RECONNECT_MAX_MS = 1_000;
+
 export class NatsBus implements Bus {
   readonly kind = 'nats' as const;
   private nc: NatsConnection | undefined;
@@ -60,8 +62,10 @@ export class NatsBus implements Bus {
           servers: this.opts.servers,
           name: this.opts.clientId,
           maxReconnectAttempts: -1,
-          // Exponential backoff between reconnect attempts, reset once connected.
-          reconnectDelayHandler: () => backoffDelay(this.opts.backoff, this.reconnectAttempt++),
+          // Exponential backoff between reconnect attempts, reset once connected, capped at
+          // RECONNECT_MAX_MS: an attempt costs one refused connection, while every second
+          // spent waiting after a link came back is a second more of lag to catch up.
+          reconnectDelayHandler: () => backoffDelay({ ...this.opts.backoff, maxMs: Math.min(this.opts.backoff.maxMs, RECONNECT_MAX_MS) }, this.reconnectAttempt++),
           pingInterval: 5_000,
           maxPingOut: 2,
           timeout: 5_000,

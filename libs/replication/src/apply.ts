@@ -178,8 +178,8 @@ export class Applier {
   }
 
   /**
-   * Applies consecutive messages (in order) with as few local transactions as possible: each
-   * run of messages from one source becomes one transaction under that source's origin
+   * Applies consecutive messages with as few local transactions as possible: the messages of
+   * each source (in their order) become one transaction under that source's origin
    * (rows merged per table, one applied_messages insert, origin progress set to the highest
    * last-chunk LSN among them, committed with the rows). Resolves with the number of messages
    * applied (the others were already applied). If a message is refused (wrong destination,
@@ -203,19 +203,29 @@ export class Applier {
       }
     }
     let applied = 0;
-    // Consecutive messages of one source, bounded in rows so one transaction stays moderate.
-    let group: ChangeBody[] = [];
-    let groupRows = 0;
+    // Per source, in order, bounded in rows so one transaction stays moderate. Sources are
+    // independent streams (own origin, own progress; merges commute), so interleaved
+    // messages of two sources still make two large transactions, not many small ones.
+    const bySource = new Map<string, ChangeBody[]>();
     for (const body of bodies.slice(0, ok)) {
-      if (group.length > 0 && (group[0]!.sourceRegion !== body.sourceRegion || groupRows + body.rows.length > MAX_ROWS_PER_TRANSACTION)) {
-        applied += await this.applyGroup(group);
-        group = [];
-        groupRows = 0;
-      }
-      group.push(body);
-      groupRows += body.rows.length;
+      const list = bySource.get(body.sourceRegion);
+      if (list) list.push(body);
+      else bySource.set(body.sourceRegion, [body]);
     }
-    if (group.length > 0) applied += await this.applyGroup(group);
+    for (const list of bySource.values()) {
+      let group: ChangeBody[] = [];
+      let groupRows = 0;
+      for (const body of list) {
+        if (group.length > 0 && groupRows + body.rows.length > MAX_ROWS_PER_TRANSACTION) {
+          applied += await this.applyGroup(group);
+          group = [];
+          groupRows = 0;
+        }
+        group.push(body);
+        groupRows += body.rows.length;
+      }
+      if (group.length > 0) applied += await this.applyGroup(group);
+    }
     if (refused !== undefined) throw refused;
     return applied;
   }
