@@ -18,6 +18,12 @@ const MAX_CHUNKS_IN_FLIGHT = 16;
  * commit on a busy source, and the slot position only bounds retained WAL and restart.
  */
 const ACK_INTERVAL_MS = 100;
+/**
+ * While capture waits for the bus (backpressure during a partition) it stops reading the
+ * stream, so the server's keepalive requests go unread; a standby status this often keeps
+ * the walsender from timing out (wal_sender_timeout, 60 s by default) and killing the stream.
+ */
+const STANDBY_STATUS_MS = 10_000;
 
 /** What capture needs from the bus: a publish that resolves once the broker stored it. */
 export interface ChangePublisher {
@@ -63,6 +69,10 @@ interface Pending {
 
 export class Capture {
   private confirmed: string | undefined;
+  // Highest commit counted as captured: after a stream restart the slot replays transactions
+  // already published (the bus drops the duplicates); they must not be counted twice, or
+  // "applied < captured" would read as loss.
+  private highestCounted: string | undefined;
   private pending: Pending[] = [];
   private service: LogicalReplicationService | undefined;
   private lastActivity = Date.now();
@@ -116,6 +126,11 @@ export class Capture {
     const service = new LogicalReplicationService({ connectionString: this.o.connectionString }, { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } });
     this.service = service;
     this.ackSent = undefined; // a new stream: the next confirmed position is sent again
+    const standby = setInterval(() => {
+      if (Date.now() - this.ackSentAt < STANDBY_STATUS_MS) return;
+      this.ackSentAt = Date.now();
+      void service.acknowledge(slotAckArgument(this.confirmed ?? '0/0')).catch(() => undefined);
+    }, STANDBY_STATUS_MS / 2);
     const failed = new Promise<never>((_, reject) => service.on('error', reject));
     service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
       if (shouldRespond) await service.acknowledge(slotAckArgument(this.confirmed ?? '0/0')).catch(() => undefined);
@@ -142,6 +157,7 @@ export class Capture {
       if (!signal.aborted) await Promise.race([failed, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
     } finally {
       signal.removeEventListener('abort', onAbort);
+      clearInterval(standby);
       await service.stop().catch(() => undefined);
       this.service = undefined;
     }
@@ -173,13 +189,20 @@ export class Capture {
     this.txAwaited = upTo;
   }
 
+  private isNew(commitLsn: string): boolean {
+    return this.highestCounted === undefined || compareLsn(commitLsn, this.highestCounted) > 0;
+  }
+
   private async onCommit(tx: AssembledTransaction): Promise<void> {
     this.lastActivity = Date.now();
     if (tx.fromRegionsync) this.stats.skippedEcho += 1;
     else if (tx.rows.length > 0 || this.txChunks.size > 0) {
       this.publishChunk(tx.rows, tx.commitLsn, tx.xid, tx.vclock, tx.maxHlc, true, tx.commitTime, tx.schemas);
-      this.stats.transactions += 1;
-      this.o.metrics?.transactionsCaptured.inc();
+      if (this.isNew(tx.commitLsn)) {
+        this.stats.transactions += 1;
+        this.o.metrics?.transactionsCaptured.inc();
+        this.highestCounted = tx.commitLsn;
+      }
     }
     if (tx.truncated.length > 0) this.o.log.warn({ tables: tx.truncated }, 'TRUNCATE is not replicated; run it in every region');
     this.o.onTransaction?.(tx);
@@ -207,8 +230,10 @@ export class Capture {
   }
 
   private publishChunk(rows: RowChange[], commitLsn: string, xid: number, vclock: VectorClock, maxHlc: string, last: boolean, commitTime: string, schemas: Record<string, string>): void {
-    this.stats.rows += rows.length;
-    this.o.metrics?.rowsCaptured.inc(rows.length);
+    if (this.isNew(commitLsn)) {
+      this.stats.rows += rows.length;
+      this.o.metrics?.rowsCaptured.inc(rows.length);
+    }
     for (const destination of this.o.destinations) {
       const out: RowChange[] = [];
       for (const r of rows) {
