@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkCounters, checkNoLostWrite, checkNoResurrection, parseMetrics, type RegionState } from './checkers.js';
+import { checkCounters, checkNoLostWrite, checkNoResurrection, countShortfalls, parseMetrics, type AgentProgress, type RegionState } from './checkers.js';
 import { compareVersions, durationFromEnv, makeKeySpace, planTransaction, Rng, type RecordedWrite } from './workload.js';
 
 const H = (n: number) => `${String(n).padStart(15, '0')}.000000`;
@@ -75,5 +75,15 @@ describe('checkers', () => {
   it('parses Prometheus text with labels', () => {
     const m = parseMetrics('# HELP x\nregionsync_transactions_applied_total{source="eu-west-1",region="us-east-1"} 12\nplain 3\n');
     expect(m).toEqual([{ name: 'regionsync_transactions_applied_total', labels: { source: 'eu-west-1', region: 'us-east-1' }, value: 12 }, { name: 'plain', labels: {}, value: 3 }]);
+  });
+
+  it('compares applied with captured only where the destination outlived the source process', () => {
+    const p = (region: string, startedAt: number, captured: number, applied: Record<string, number>): AgentProgress => ({ region, startedAt, captured, applied, skipped: {}, applyErrors: 0, conflicts: 0 });
+    // b restarted after a: its counter misses what its previous process applied from a.
+    expect(countShortfalls([p('a', 100, 50, { b: 10 }), p('b', 200, 10, { a: 20 })])).toEqual([]);
+    // a started first and is short of b's captures: a real shortfall.
+    expect(countShortfalls([p('a', 100, 50, { b: 9 }), p('b', 200, 10, { a: 20 })])).toEqual(['a applied 9/10 transactions from b']);
+    // Same start: comparable both ways.
+    expect(countShortfalls([p('a', 100, 5, { b: 3 }), p('b', 100, 3, { a: 4 })])).toEqual(['b applied 4/5 transactions from a']);
   });
 });

@@ -65,20 +65,44 @@ export interface AgentProgress {
   skipped: Record<string, number>;
   applyErrors: number;
   conflicts: number;
+  /** Process start (s since epoch): the counters above count since then. */
+  startedAt: number;
 }
 
 export async function agentProgress(a: AgentEndpoint): Promise<AgentProgress> {
   const res = await fetch(`${a.httpUrl}/metrics`);
   if (res.status !== 200) throw new Error(`${a.region} /metrics answered ${res.status}`);
-  const p: AgentProgress = { region: a.region, captured: 0, applied: {}, skipped: {}, applyErrors: 0, conflicts: 0 };
+  const p: AgentProgress = { region: a.region, captured: 0, applied: {}, skipped: {}, applyErrors: 0, conflicts: 0, startedAt: Number.NaN };
   for (const m of parseMetrics(await res.text())) {
     if (m.name === 'regionsync_transactions_captured_total') p.captured += m.value;
     else if (m.name === 'regionsync_transactions_applied_total') p.applied[m.labels.source!] = (p.applied[m.labels.source!] ?? 0) + m.value;
     else if (m.name === 'regionsync_transactions_skipped_total') p.skipped[m.labels.source!] = (p.skipped[m.labels.source!] ?? 0) + m.value;
     else if (m.name === 'regionsync_apply_errors_total') p.applyErrors += m.value;
     else if (m.name === 'regionsync_conflicts_total') p.conflicts += m.value;
+    else if (m.name === 'regionsync_agent_process_start_time_seconds') p.startedAt = m.value;
   }
+  if (!Number.isFinite(p.startedAt)) throw new Error(`${a.region} /metrics has no regionsync_agent_process_start_time_seconds`);
   return p;
+}
+
+/**
+ * Pairs where a destination applied fewer transactions from a source than the source
+ * captured. Counters live per process, so the comparison only holds when the destination
+ * has been up for the whole life of the source's current process (it started no later):
+ * a destination restarted since then applied part of the source's transactions in an
+ * earlier process. Such pairs are left to the durable checks (slot markers, checksums,
+ * version digests), which do not depend on process lifetimes.
+ */
+export function countShortfalls(progress: AgentProgress[]): string[] {
+  const out: string[] = [];
+  for (const dst of progress) {
+    for (const src of progress) {
+      if (src.region === dst.region || dst.startedAt > src.startedAt) continue;
+      const applied = dst.applied[src.region] ?? 0;
+      if (applied < src.captured) out.push(`${dst.region} applied ${applied}/${src.captured} transactions from ${src.region}`);
+    }
+  }
+  return out;
 }
 
 /**
@@ -111,7 +135,8 @@ export interface ConvergenceResult {
 /**
  * Polls until, in every region, per-table checksums and row-version digests are equal,
  * every slot is confirmed past the marker and every agent applied at least as many
- * transactions from each source as that source captured.
+ * transactions from each source as that source captured (where the counters are
+ * comparable, see countShortfalls).
  */
 export async function waitForConvergence(agents: AgentEndpoint[], timeoutMs: number, everyMs = 500): Promise<ConvergenceResult> {
   const started = Date.now();
@@ -126,13 +151,7 @@ export async function waitForConvergence(agents: AgentEndpoint[], timeoutMs: num
       const reasons: string[] = [];
       for (const a of agents) if (!(await slotPassed(a, markers[a.region]!))) reasons.push(`${a.region}: slot not confirmed past ${markers[a.region]}`);
       progress = await Promise.all(agents.map(agentProgress));
-      for (const dst of progress) {
-        for (const src of progress) {
-          if (src.region === dst.region) continue;
-          const applied = dst.applied[src.region] ?? 0;
-          if (applied < src.captured) reasons.push(`${dst.region} applied ${applied}/${src.captured} transactions from ${src.region}`);
-        }
-      }
+      reasons.push(...countShortfalls(progress));
       snapshots = await Promise.all(agents.map(snapshot));
       const first = snapshots[0]!;
       for (const s of snapshots.slice(1)) {
