@@ -4,11 +4,11 @@
 // database for E2E_IDLE_S (default 180 s: "several minutes" in CI; set it higher for a
 // longer soak). Every agent's slot must keep advancing on its own (idle heartbeats) and
 // retain at most about a minute of WAL; the agent's regionsync_slot_retained_wal_bytes
-// metric shows it. Runs on NATS only: the slot's behaviour does not depend on the broker
-// (idle heartbeats are local logical messages; no bus message is involved).
+// metric shows it. Runs on both brokers: idle heartbeats are local logical messages, but
+// the slot is only acknowledged through the same capture path that waits for the bus.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from '@regionsync/sandbox';
+import { Cluster, type Broker } from '@regionsync/sandbox';
 import { endpoints, envNumber, lsnToBigInt, mb, metricSamples, slotPosition, freshPrefix } from './scenario-support.js';
 
 const IDLE_MS = envNumber('E2E_IDLE_S', 180) * 1000;
@@ -19,12 +19,12 @@ const NOISE_DB = 'e2e_idle_noise';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('idle database: the slot keeps advancing and its retained WAL stays bounded (NATS)', () => {
+describe.each(['nats', 'kafka'] as Broker[])('idle database: the slot keeps advancing and its retained WAL stays bounded (%s)', (broker) => {
   let cluster: Cluster;
   const noise: pg.Client[] = [];
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: 'e2e_idle', broker: 'nats', prefix: freshPrefix(`idle`) });
+    cluster = await Cluster.create({ database: 'e2e_idle', broker, prefix: freshPrefix(`idle`) });
     await cluster.startAll();
     for (const r of cluster.regions) {
       const admin = new pg.Client({ connectionString: cluster.env.regions[r]!.databaseUrl });
@@ -104,7 +104,7 @@ describe('idle database: the slot keeps advancing and its retained WAL stays bou
       // Idle: nothing was written to the replicated tables.
       expect((await cluster.query<{ n: number }>(r, 'select count(*)::int as n from regionsync.row_versions'))[0]!.n).toBe(rowsBefore[r]);
     }
-    console.log(`[idle] figures ${JSON.stringify({ idleS: IDLE_MS / 1000, sampleEveryS: SAMPLE_EVERY_MS / 1000, regions: report })}`);
+    console.log(`[idle ${broker}] figures ${JSON.stringify({ broker, idleS: IDLE_MS / 1000, sampleEveryS: SAMPLE_EVERY_MS / 1000, regions: report })}`);
     expect(problems).toEqual([]);
   }, IDLE_MS + 300_000);
 });
