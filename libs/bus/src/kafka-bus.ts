@@ -9,6 +9,7 @@ import { deadLetterSubject, RegionsyncError } from '@regionsync/protocol';
 import { backoffDelay, sleep } from './backoff.js';
 import { Batcher } from './batcher.js';
 import { startKafkaConsumer } from './kafka-consumer.js';
+import { orderingKeyPartitioner, recordKey } from './kafka-record-key.js';
 import { openKafkaKv } from './kafka-kv.js';
 import { closedError, headerSafe } from './nats-bus.js';
 import { checkPayloadSize, errorMessage, resolveConsumeOptions, type ResolvedBusOptions } from './options.js';
@@ -24,8 +25,9 @@ export interface KafkaBusExtras {
 interface Outgoing {
   topic: string;
   value: Uint8Array;
-  key: string | undefined;
-  headers: IHeaders;
+  /** `id NUL orderingKey` (see kafka-record-key.ts). */
+  key: string;
+  headers: IHeaders | undefined;
 }
 
 const DEDUP_WINDOW_MS = 10 * 60_000;
@@ -62,7 +64,6 @@ export class KafkaBus implements Bus {
   private resetting: Promise<void> | undefined;
   private readonly batcher: Batcher<Outgoing>;
   private readonly acked = new Map<string, number>();
-  private readonly inflight = new Set<Promise<unknown>>();
   private readonly consumers = new Set<{ stop: AbortController; done: Promise<void> }>();
 
   constructor(
@@ -122,6 +123,8 @@ export class KafkaBus implements Bus {
       // throughput comes from batching instead.
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      // The record key carries the message id too; partitions follow the ordering key only.
+      createPartitioner: orderingKeyPartitioner,
       // Bounded, so a cut link surfaces as a retryable error instead of a hang.
       retry: { initialRetryTime: this.opts.backoff.initialMs, maxRetryTime: this.opts.backoff.maxMs, retries: 5 },
     });
@@ -216,27 +219,29 @@ export class KafkaBus implements Bus {
       return Promise.reject(err);
     }
     if (!this.producer) return Promise.reject(new RegionsyncError('RS_BUS_CONNECT', `publish to ${subject}: bus is not connected to Kafka (call connect first)`));
+    let key: string;
+    try {
+      key = recordKey(opts.id, opts.key);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const dedupKey = `${subject}\u0000${opts.id}`;
     const seen = this.acked.get(dedupKey);
     if (seen !== undefined && seen > Date.now() - DEDUP_WINDOW_MS) return Promise.resolve({ subject, id: opts.id, duplicate: true });
-    // The ordering key travels as the record key (the consumer reads it from there): one header per record, not two.
-    const headers: IHeaders = { [HEADERS.id]: opts.id, ...extra };
-    const p = this.batcher.add({ topic: subject, value: data, key: opts.key, headers }).then((): PublishAck => {
+    // Id and ordering key travel in the record key; headers only for dead-letter details.
+    // close() waits for the batcher's sends; this continuation only records the id.
+    return this.batcher.add({ topic: subject, value: data, key, headers: extra }).then((): PublishAck => {
       this.remember(dedupKey);
       return { subject, id: opts.id, duplicate: false };
     });
-    this.inflight.add(p);
-    void p.then(
-      () => this.inflight.delete(p),
-      () => this.inflight.delete(p),
-    );
-    return p;
   }
 
   private remember(key: string): void {
-    this.acked.delete(key);
+    // Re-inserting moves a repeated id to the young end (Map iteration is insertion order).
+    if (this.acked.has(key)) this.acked.delete(key);
     this.acked.set(key, Date.now());
-    // Map iteration is insertion order: drop the oldest beyond the bound.
+    if (this.acked.size <= DEDUP_MAX_IDS) return;
+    // Drop the oldest beyond the bound.
     for (const k of this.acked.keys()) {
       if (this.acked.size <= DEDUP_MAX_IDS) break;
       this.acked.delete(k);
@@ -255,7 +260,7 @@ export class KafkaBus implements Bus {
     }
     const topicMessages = [...byTopic].map(([topic, list]) => ({
       topic,
-      messages: list.map((o) => ({ key: o.key ?? null, value: Buffer.from(o.value.buffer, o.value.byteOffset, o.value.byteLength), headers: o.headers })),
+      messages: list.map((o) => ({ key: o.key, value: Buffer.from(o.value.buffer, o.value.byteOffset, o.value.byteLength), headers: o.headers })),
     }));
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -335,7 +340,6 @@ export class KafkaBus implements Bus {
     await Promise.all([...this.consumers].map((c) => c.done));
     // Flush queued publishes before refusing new ones, so their callers get an answer.
     await this.batcher.flush();
-    await Promise.allSettled([...this.inflight]);
     this.closed = true;
     this.connected = false;
     await this.producer?.disconnect().catch(() => undefined);

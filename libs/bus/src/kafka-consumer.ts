@@ -6,6 +6,7 @@
 import type { EachBatchPayload, IHeaders } from 'kafkajs';
 import { backoffDelay, sleep } from './backoff.js';
 import { deliver, deliverBatch } from './delivery.js';
+import { splitRecordKey } from './kafka-record-key.js';
 import type { KafkaBus } from './kafka-bus.js';
 import { errorMessage, type ResolvedConsumeOptions } from './options.js';
 import { HEADERS, type BusMessage, type Consumer, type ConsumerStats } from './types.js';
@@ -48,6 +49,17 @@ export function fetchBytes(maxInFlight: number): number {
   return Math.min(16 * 1024 * 1024, Math.max(1024 * 1024, maxInFlight * 1024));
 }
 
+/**
+ * Message id and ordering key of a record: from the record key (`id NUL key`), or, for
+ * records written before the id moved into the key, from the id header and a plain key.
+ */
+export function idAndKey(rawKey: Buffer | null, headers: IHeaders | undefined): { id: string | undefined; key: string | undefined } {
+  const legacyId = headerValue(headers, HEADERS.id);
+  if (legacyId !== undefined) return { id: legacyId, key: rawKey?.toString() ?? headerValue(headers, HEADERS.key) };
+  if (rawKey === null) return { id: undefined, key: undefined };
+  return splitRecordKey(rawKey.toString());
+}
+
 export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions): Consumer {
   const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0 };
   const { log, backoff } = bus.opts;
@@ -58,6 +70,7 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
     lastActivity = Date.now();
   };
   const recent = new Map<number, RecentIds>();
+  const ctx = { opts, backoff, log, stats, deadLetter: (dm: BusMessage, reason: string) => bus.deadLetter(dm, reason) };
 
   const eachBatch = async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, uncommittedOffsets, isRunning, isStale }: EachBatchPayload) => {
     const partition = batch.partition;
@@ -77,29 +90,30 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
         if (!isRunning() || isStale() || signal.aborted) break;
         // The next run of fetched messages (up to maxBatch) that were not processed before.
         const run: { m: (typeof messages)[number]; msg: BusMessage; offset: bigint }[] = [];
-        const runIds = new Set<string>();
+        // Ids within the run (only a batch can hold a repeat of its own id).
+        const runIds = limit > 1 ? new Set<string>() : undefined;
         for (; i < messages.length && run.length < limit; i++) {
           const m = messages[i]!;
           const offset = BigInt(m.offset);
-          const id = headerValue(m.headers, HEADERS.id);
-          if (offset <= (lastOffset.get(partition) ?? -1n) || (id !== undefined && (seen.has(id) || runIds.has(id)))) {
+          const { id, key } = idAndKey(m.key, m.headers);
+          if (offset <= (lastOffset.get(partition) ?? -1n) || (id !== undefined && (seen.has(id) || runIds?.has(id) === true))) {
             if (run.length > 0) break; // resolved after the run before it
             resolveOffset(m.offset);
             stats.inFlight -= 1;
             continue;
           }
-          if (id !== undefined) runIds.add(id);
+          if (id !== undefined) runIds?.add(id);
           run.push({
             m,
             offset,
-            msg: { subject: batch.topic, data: m.value ?? EMPTY, id, key: m.key?.toString() ?? headerValue(m.headers, HEADERS.key), deliveryCount: 1, seq: `${partition}:${m.offset}` },
+            msg: { subject: batch.topic, data: m.value ?? EMPTY, id, key, deliveryCount: 1, seq: `${partition}:${m.offset}` },
           });
         }
         if (run.length === 0) continue;
-        const ctx = { opts, backoff, log, stats, deadLetter: (dm: BusMessage, reason: string) => bus.deadLetter(dm, reason) };
         const done = run.length === 1 ? ((await deliver(run[0]!.msg, ctx)) === 'done' ? 1 : 0) : await deliverBatch(run.map((r) => r.msg), ctx);
         alive();
-        for (const r of run.slice(0, done)) {
+        for (let k = 0; k < done; k++) {
+          const r = run[k]!;
           resolveOffset(r.m.offset);
           stats.acked += 1;
           stats.inFlight -= 1;
