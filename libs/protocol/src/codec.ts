@@ -4,7 +4,7 @@
 // into error messages.
 import type { z } from 'zod';
 import { RegionsyncError } from './errors.js';
-import { envelopeSchema, PROTOCOL_VERSION, type Envelope } from './envelope.js';
+import { changeEnvelopeFastSchema, envelopeSchema, PROTOCOL_VERSION, type Envelope } from './envelope.js';
 import { formatIssue, formatIssuePath } from './issue-format.js';
 
 export const DEFAULT_MAX_BYTES = 4 * 1024 * 1024;
@@ -40,6 +40,10 @@ export function parseEnvelope(value: unknown): Envelope {
         details: { version: Number.isSafeInteger(v) ? v : null, supported: PROTOCOL_VERSION },
       });
     }
+  }
+  if ((value as { kind?: unknown } | null)?.kind === 'change') {
+    const fast = changeEnvelopeFastSchema.safeParse(value);
+    if (fast.success) return fast.data;
   }
   const parsed = envelopeSchema.safeParse(value);
   if (!parsed.success) throw schemaError(parsed.error);
