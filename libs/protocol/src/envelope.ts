@@ -15,13 +15,11 @@ import {
   heartbeatBodySchema,
 } from './messages.js';
 import { messageId, regionSchema } from './names.js';
-import { areValidRowChanges } from './row-change-check.js';
 
 export const PROTOCOL_VERSION = 1;
 
-export const messageIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9._:/@-]{1,256}$/, { message: 'message id of 1-256 characters [A-Za-z0-9._:/@-]' });
+export const MESSAGE_ID_PATTERN = /^[A-Za-z0-9._:/@-]{1,256}$/;
+export const messageIdSchema = z.string().regex(MESSAGE_ID_PATTERN, { message: 'message id of 1-256 characters [A-Za-z0-9._:/@-]' });
 
 function envelopeOf<K extends string, B extends z.ZodTypeAny>(kind: K, body: B) {
   return z
@@ -37,16 +35,6 @@ function envelopeOf<K extends string, B extends z.ZodTypeAny>(kind: K, body: B) 
 }
 
 export const changeEnvelopeSchema = envelopeOf('change', changeBodySchema);
-/**
- * The change envelope with its rows checked by hand instead of by zod (the hot path of
- * encode and decode). It accepts a subset of what `changeEnvelopeSchema` accepts; on a
- * failure, parse with `envelopeSchema` for the error message.
- * @internal
- */
-export const changeEnvelopeFastSchema = envelopeOf(
-  'change',
-  changeBodySchema.extend({ rows: z.custom<z.infer<typeof changeBodySchema>['rows']>((rows) => areValidRowChanges(rows)) }),
-);
 export const heartbeatEnvelopeSchema = envelopeOf('heartbeat', heartbeatBodySchema);
 export const cacheInvalidationEnvelopeSchema = envelopeOf('cache-invalidation', cacheInvalidationBodySchema);
 export const contentPinEnvelopeSchema = envelopeOf('content-pin', contentPinBodySchema);

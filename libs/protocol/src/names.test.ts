@@ -111,6 +111,21 @@ describe('LSN helpers', () => {
     expect(compareLsn('A/0', '9/FFFFFFFF')).toBe(1);
     expect(compareLsn('0/16B3748', '0/016b3748')).toBe(0);
     expect(compareLsn(5n, '0/5')).toBe(0);
+    expect(() => compareLsn('0/5', 'x')).toThrowError(/LSN like/);
+  });
+
+  it('compares text LSNs exactly as their 64-bit values (property)', () => {
+    const lsn = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
+    const text = (v: bigint, pad: boolean, lower: boolean) => {
+      const t = `${(v >> 32n).toString(16)}/${(pad ? '0' : '') + (v & 0xffffffffn).toString(16)}`;
+      return lower ? t : t.toUpperCase();
+    };
+    fc.assert(
+      fc.property(lsn, lsn, fc.boolean(), fc.boolean(), (a, b, pad, lower) => {
+        const b2 = (v: bigint) => (v & 0xffffffffn) >= 0x10000000n ? false : pad;
+        expect(compareLsn(text(a, b2(a), lower), text(b, false, !lower))).toBe(a < b ? -1 : a > b ? 1 : 0);
+      }),
+    );
   });
 
   it('format/parse round-trips and preserves order (property)', () => {

@@ -136,6 +136,18 @@ function toLsn(v: string | bigint): bigint {
 
 /** -1, 0 or 1; accepts text or numeric LSNs (text compares by value, not lexically). */
 export function compareLsn(a: string | bigint, b: string | bigint): -1 | 0 | 1 {
+  // Both halves fit a double exactly: no BigInt per comparison (capture compares LSNs
+  // several times per transaction).
+  if (typeof a === 'string' && typeof b === 'string' && LSN_PATTERN.test(a) && LSN_PATTERN.test(b)) {
+    const i = a.indexOf('/');
+    const j = b.indexOf('/');
+    const hiA = parseInt(a.slice(0, i), 16);
+    const hiB = parseInt(b.slice(0, j), 16);
+    if (hiA !== hiB) return hiA < hiB ? -1 : 1;
+    const loA = parseInt(a.slice(i + 1), 16);
+    const loB = parseInt(b.slice(j + 1), 16);
+    return loA < loB ? -1 : loA > loB ? 1 : 0;
+  }
   const x = toLsn(a);
   const y = toLsn(b);
   return x < y ? -1 : x > y ? 1 : 0;
