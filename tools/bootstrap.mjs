@@ -97,7 +97,13 @@ switch (cmd) {
     code = runTs('tools/sandbox/src/sandbox-cli.ts', args);
     break;
   case 'bench':
-    code = runTs('bench/src/cli.ts', args);
+    // Benchmarks run the compiled agent, as production does (see ClusterOptions.agentRuntime).
+    // nx's output goes to stderr: the last stdout line is the benchmark's JSON.
+    code = sh(join(root, 'node_modules', '.bin', 'nx'), ['run', '@regionsync/agent:build', '--outputStyle=static'], {
+      env: { ...process.env, NX_DAEMON: 'false', NX_NO_CLOUD: 'true' },
+      stdio: ['ignore', 2, 2],
+    });
+    if (code === 0) code = runTs('bench/src/cli.ts', args);
     break;
   case 'regionsync':
     code = runTs('apps/coordinator/src/cli.ts', args);

@@ -85,7 +85,7 @@ export async function main(args: string[]): Promise<void> {
   const timeoutS = numEnv('BENCH_CATCHUP_TIMEOUT_S', 600);
 
   // A fresh prefix per run: streams/topics of an earlier run can never leak in.
-  const cluster = await Cluster.create({ database: `bench_catchup_${broker}`, broker, prefix: `rs-catchup-${broker}-${Date.now().toString(36)}`, schemaSql: SCHEMA, tables: TABLES });
+  const cluster = await Cluster.create({ database: `bench_catchup_${broker}`, broker, prefix: `rs-catchup-${broker}-${Date.now().toString(36)}`, schemaSql: SCHEMA, tables: TABLES, agentRuntime: 'dist' });
   const [cut, ...writers] = cluster.regions as [string, ...string[]];
   if (writers.length === 0) throw new Error('the catch-up benchmark needs at least two regions');
   const perWriter = rate / writers.length;

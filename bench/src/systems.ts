@@ -122,6 +122,7 @@ export function regionsyncSystem(broker: 'nats' | 'kafka', env: StackEnv, src: s
         schemaSql: BENCH_SCHEMA_SQL,
         tables: [{ name: BENCH_TABLE, strategy: 'row-lww', counterColumns: [] }],
         agentConfig,
+        agentRuntime: 'dist',
         // BENCH_CPU_PROF=<dir>: V8 CPU profile of each agent, written when it stops.
         ...(process.env.BENCH_CPU_PROF
           ? {

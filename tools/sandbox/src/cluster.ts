@@ -30,6 +30,13 @@ export interface ClusterOptions {
   fresh?: boolean;
   /** Agents outlive this process (sandbox): detached, tracked by pid files in the cluster dir. */
   detached?: boolean;
+  /**
+   * How agent processes run. 'source' (default): TypeScript through tsx, so tests see every
+   * edit without a build. 'dist': the compiled apps/agent/dist/main.js, as in production
+   * (benchmarks: tsx's loader adds about 28 MB of RSS and its own CPU); build it first with
+   * `nx run @regionsync/agent:build` (`npm run bench` does).
+   */
+  agentRuntime?: 'source' | 'dist';
 }
 
 export interface AgentHandle {
@@ -115,6 +122,14 @@ export class Cluster {
     };
   }
 
+  private agentCommand(): string[] {
+    const root = findRepoRoot();
+    if (this.o.agentRuntime !== 'dist') return ['--conditions=@regionsync/source', '--import', 'tsx', join(root, 'apps/agent/src/main.ts')];
+    const main = join(root, 'apps/agent/dist/main.js');
+    if (!existsSync(main)) throw new Error(`agentRuntime 'dist': ${main} is missing; run \`npx nx run @regionsync/agent:build\` first`);
+    return [main];
+  }
+
   /** Starts (or restarts) one region's agent process and waits until it is ready. */
   async startAgent(region: string, timeoutMs = 60_000): Promise<AgentHandle> {
     const prev = this.agents.get(region);
@@ -123,7 +138,7 @@ export class Cluster {
     writeFileSync(configPath, stringify(this.configFor(region, port)));
     const logPath = join(this.dir, `${region}.log`);
     const log = openSync(logPath, 'a');
-    const child = spawn(process.execPath, ['--conditions=@regionsync/source', '--import', 'tsx', join(findRepoRoot(), 'apps/agent/src/main.ts'), configPath], {
+    const child = spawn(process.execPath, [...this.agentCommand(), configPath], {
       cwd: findRepoRoot(),
       env: { ...process.env, ...this.o.agentEnv?.(region) },
       stdio: ['ignore', log, log],
