@@ -122,6 +122,7 @@ export class Agent {
       // Several fetched messages in one local transaction per source; if that fails, the bus
       // hands them to `handler` one by one, so a poison message is dead-lettered alone.
       maxBatch: cfg.replication.applyMaxBatch,
+      maxBatchBytes: cfg.replication.applyMaxBatchBytes,
       batchHandler: async (ms) => {
         const bodies = ms.map((m) => changeBody(m.decoded ?? codec.decode(m.data)));
         await retryInPlace(() => applier.applyBatch(bodies), { source: bodies[0]!.sourceRegion, lsn: bodies[0]!.commitLsn, messages: bodies.length });

@@ -222,6 +222,34 @@ describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
     expect(again).toEqual([401]);
   });
 
+  it('bounds a batch by maxBatchBytes as well as by maxBatch', async () => {
+    const { sub, pub, subject } = await setup();
+    await publishRange({ bus: pub, subject, key: SRC, from: 1, to: 60, size: 10_000 });
+    const stop = new AbortController();
+    const handled: number[] = [];
+    const batchBytes: number[] = [];
+    const consumer = sub.consume({
+      subject,
+      durable: 'batch-bytes',
+      maxBatch: 50,
+      maxBatchBytes: 25_000,
+      signal: stop.signal,
+      batchHandler: async (ms) => {
+        batchBytes.push(ms.reduce((a, m) => a + m.data.length, 0));
+        for (const m of ms) handled.push(readN(m.data));
+      },
+      handler: async (m) => void handled.push(readN(m.data)),
+    });
+    expect(await waitUntil(() => handled.length >= 60, 60_000)).toBe(true);
+    stop.abort();
+    await consumer.done;
+    expect(handled).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    // A batch grows while under the bound, so it ends at most one message (10 kB) past it.
+    expect(Math.max(...batchBytes)).toBeLessThan(25_000 + 10_100);
+    // Batching still happens (some batch held more than one message).
+    expect(Math.max(...batchBytes)).toBeGreaterThan(10_100);
+  });
+
   it('rejects an oversized payload before sending, naming size and limit', async () => {
     const { pub, subject } = await setup();
     const err = await pub.publish(subject, new Uint8Array(4 * 1024 * 1024 + 1), { id: 'big' }).catch((e: unknown) => e);

@@ -92,7 +92,8 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
         const run: { m: (typeof messages)[number]; msg: BusMessage; offset: bigint }[] = [];
         // Ids within the run (only a batch can hold a repeat of its own id).
         const runIds = limit > 1 ? new Set<string>() : undefined;
-        for (; i < messages.length && run.length < limit; i++) {
+        let runBytes = 0;
+        for (; i < messages.length && run.length < limit && runBytes < opts.maxBatchBytes; i++) {
           const m = messages[i]!;
           const offset = BigInt(m.offset);
           const { id, key } = idAndKey(m.key, m.headers);
@@ -103,6 +104,7 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
             continue;
           }
           if (id !== undefined) runIds?.add(id);
+          runBytes += m.value?.length ?? 0;
           run.push({
             m,
             offset,

@@ -58,7 +58,8 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
           ahead = undefined;
           if (first.done) break;
           const batch: JsMsg[] = [first.value];
-          while (batch.length < limit && iter.getPending() > 0) {
+          let batchBytes = first.value.data.length;
+          while (batch.length < limit && batchBytes < opts.maxBatchBytes && iter.getPending() > 0) {
             const p = it.next();
             // Only what is already buffered: never wait for the broker to fill a batch.
             const r = await Promise.race([p, new Promise<'later'>((resolve) => setImmediate(() => resolve('later')))]);
@@ -72,6 +73,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
               break;
             }
             batch.push(r.value);
+            batchBytes += r.value.data.length;
           }
           progressed = true;
           const todo: JsMsg[] = [];

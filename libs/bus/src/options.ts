@@ -10,6 +10,7 @@ export const BROKER_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
 export const DEFAULT_MAX_IN_FLIGHT = 256;
 export const DEFAULT_MAX_DELIVERIES = 5;
 export const DEFAULT_MAX_BATCH = 64;
+export const DEFAULT_MAX_BATCH_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_PUBLISH_TIMEOUT_MS = 10_000;
 
 export interface ResolvedBusOptions {
@@ -27,6 +28,7 @@ export interface ResolvedConsumeOptions extends ConsumeOptions {
   maxInFlight: number;
   maxDeliveries: number;
   maxBatch: number;
+  maxBatchBytes: number;
 }
 
 const silent: BusLogger = { warn: () => undefined, info: () => undefined };
@@ -78,6 +80,7 @@ export function resolveConsumeOptions(opts: ConsumeOptions): ResolvedConsumeOpti
     maxInFlight: positiveInt(opts.maxInFlight, 'consume.maxInFlight', DEFAULT_MAX_IN_FLIGHT, 100_000),
     maxDeliveries: positiveInt(opts.maxDeliveries, 'consume.maxDeliveries', DEFAULT_MAX_DELIVERIES, 1_000),
     maxBatch: positiveInt(opts.maxBatch, 'consume.maxBatch', DEFAULT_MAX_BATCH, 10_000),
+    maxBatchBytes: positiveInt(opts.maxBatchBytes, 'consume.maxBatchBytes', DEFAULT_MAX_BATCH_BYTES, 1024 * 1024 * 1024),
   };
 }
 

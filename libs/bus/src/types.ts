@@ -66,6 +66,12 @@ export interface ConsumeOptions {
   batchHandler?: (msgs: BusMessage[]) => Promise<void>;
   /** Largest batch handed to `batchHandler`; default 64. */
   maxBatch?: number;
+  /**
+   * A batch stops growing once its payloads reach this many bytes (it always holds at
+   * least one message); default 4 MiB. Bounds the memory of decoding and applying one
+   * batch when messages are large (1,000-row transactions), independent of maxBatch.
+   */
+  maxBatchBytes?: number;
   signal: AbortSignal;
   onDeadLetter?: (msg: BusMessage, reason: string) => void;
   /**
