@@ -52,14 +52,19 @@ function isColumnList(v: unknown): boolean {
   return true;
 }
 
-function isCounter(v: unknown): boolean {
+/** A plain object whose keys are exactly `a` and `b` (a strict two-field zod object). */
+function hasKeysExactly(v: unknown, a: string, b: string): v is Obj {
   if (!isPlainObject(v)) return false;
   let n = 0;
   for (const k in v) {
-    if (k !== 'region' && k !== 'total') return false;
+    if (k !== a && k !== b) return false;
     n++;
   }
-  return n === 2 && isRegion(v.region) && typeof v.total === 'string' && DECIMAL_PATTERN.test(v.total);
+  return n === 2;
+}
+
+function isCounter(v: unknown): boolean {
+  return hasKeysExactly(v, 'region', 'total') && isRegion(v.region) && typeof v.total === 'string' && DECIMAL_PATTERN.test(v.total);
 }
 
 function isCounters(v: unknown): boolean {
@@ -69,13 +74,7 @@ function isCounters(v: unknown): boolean {
 }
 
 function isVersion(v: unknown): boolean {
-  if (!isPlainObject(v)) return false;
-  let n = 0;
-  for (const k in v) {
-    if (k !== 'hlc' && k !== 'region') return false;
-    n++;
-  }
-  return n === 2 && typeof v.hlc === 'string' && HLC_PATTERN.test(v.hlc) && isRegion(v.region);
+  return hasKeysExactly(v, 'hlc', 'region') && typeof v.hlc === 'string' && HLC_PATTERN.test(v.hlc) && isRegion(v.region);
 }
 
 /** True only if `rowChangeSchema` accepts `v` (false may still be valid: ask zod). */
@@ -126,13 +125,7 @@ function isSchemas(v: unknown): boolean {
 }
 
 function isChunk(v: unknown): boolean {
-  if (!isPlainObject(v)) return false;
-  let n = 0;
-  for (const k in v) {
-    if (k !== 'index' && k !== 'last') return false;
-    n++;
-  }
-  return n === 2 && isNonNegativeInt(v.index) && typeof v.last === 'boolean';
+  return hasKeysExactly(v, 'index', 'last') && isNonNegativeInt(v.index) && typeof v.last === 'boolean';
 }
 
 /** True only if `changeEnvelopeSchema` accepts `v` (false may still be valid: ask zod). */
