@@ -24,7 +24,7 @@ export interface SystemUnderTest {
   /** Agent processes (regionsync only), by role. */
   agentPids(): Record<string, number | undefined>;
   agentUrls(): Record<string, string>;
-  /** Broker and proxy processes the system's data passes through. */
+  /** Broker processes the system's data passes through. */
   infraPids(): Record<string, number[]>;
   setup(): Promise<void>;
   teardown(): Promise<void>;
@@ -110,7 +110,7 @@ export function regionsyncSystem(broker: 'nats' | 'kafka', env: StackEnv, src: s
     },
     agentPids: () => ({ [`agent-${src}`]: cluster?.agents.get(src)?.process?.pid, [`agent-${dst}`]: cluster?.agents.get(dst)?.process?.pid }),
     agentUrls: () => ({ [`agent-${src}`]: cluster?.agents.get(src)?.httpUrl ?? '', [`agent-${dst}`]: cluster?.agents.get(dst)?.httpUrl ?? '' }),
-    infraPids: () => ({ [broker]: pidsMatching(broker === 'nats' ? '.stack/cache/bin/nats-server' : 'kafka.Kafka'), toxiproxy: pidsMatching('.stack/cache/bin/toxiproxy-server') }),
+    infraPids: () => ({ [broker]: pidsMatching(broker === 'nats' ? '.stack/cache/bin/nats-server' : 'kafka.Kafka') }),
     async setup() {
       s.database = await databaseWithFreePorts(`bench_${broker}`, 2);
       cluster = await Cluster.create({
@@ -123,6 +123,8 @@ export function regionsyncSystem(broker: 'nats' | 'kafka', env: StackEnv, src: s
         tables: [{ name: BENCH_TABLE, strategy: 'row-lww', counterColumns: [] }],
         agentConfig,
         agentRuntime: 'dist',
+        // Production agents talk to the broker directly; the fault-injection proxy is for tests.
+        brokerLink: 'direct',
         // BENCH_CPU_PROF=<dir>: V8 CPU profile of each agent, written when it stops.
         ...(process.env.BENCH_CPU_PROF
           ? {

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { cutLink, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
 import { compareLsn, errorCode } from '@regionsync/protocol';
-import { setupDatabase } from '@regionsync/replication';
+import { setupDatabase, sqlJson, sqlText, sqlTextArray, TxPipeline } from '@regionsync/replication';
 
 const US = 'us-east-1';
 const EU = 'eu-west-1';
@@ -100,5 +100,31 @@ describe('agent on the real stack', () => {
     expect((await cluster.query<{ s: string }>(US, 'select stock::text as s from products where id = 900002'))[0]?.s).toBe('15');
     // One insert and five updates committed in us-east-1: exactly six writes applied here.
     expect((await cluster.query<{ n: number }>(EU, 'select n from apply_writes where id = 900002'))[0]?.n).toBe(6);
+  });
+
+  // Apply sends values as literals (one round trip carries several statements), so the
+  // quoting must be exact for any text, whatever the server's string settings.
+  it('apply literals carry any text intact, whatever standard_conforming_strings says', async () => {
+    const nasty = ["it's", 'back\\slash', "\\'; drop table users; --", 'new\nline\ttab', '\\x41\\u0041', 'ünï😀', '', '"quoted"', "''"];
+    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
+    await db.connect();
+    try {
+      for (const scs of ['on', 'off']) {
+        await db.query(`set standard_conforming_strings = ${scs}`);
+        const tx = new TxPipeline(db);
+        tx.queue('begin');
+        const [texts, json, arr] = await tx.run(
+          `select array[${nasty.map(sqlText).join(',')}]::text[] as v`,
+          `select ${sqlJson({ nasty })} as v`,
+          `select ${sqlTextArray(nasty)} as v`,
+        );
+        await tx.run('commit');
+        expect(texts!.rows[0].v, `text literals, standard_conforming_strings=${scs}`).toEqual(nasty);
+        expect(json!.rows[0].v, `jsonb literal, standard_conforming_strings=${scs}`).toEqual({ nasty });
+        expect(arr!.rows[0].v, `text[] literal, standard_conforming_strings=${scs}`).toEqual(nasty);
+      }
+    } finally {
+      await db.end();
+    }
   });
 });

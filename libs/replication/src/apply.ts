@@ -4,7 +4,8 @@ import type { Registry } from 'prom-client';
 import { detectConcurrent, mergeRow, resolveConflict, type RowState, type TableStrategy } from '@regionsync/conflict';
 import { compareLsn, RegionsyncError, type ChangeBody, type RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
-import { saveVersions, TableSql, type StoredVersion } from './row-sql.js';
+import { saveVersionsStatement, TableSql, type StoredVersion } from './row-sql.js';
+import { sqlJson, TxPipeline } from './tx-pipeline.js';
 import type { TableConfig } from './setup.js';
 import { loadTableInfo } from './table-info.js';
 import { SchemaGuard } from './schema-guard.js';
@@ -118,7 +119,9 @@ export class Applier {
             const t = this.tables.get(table)!;
             t.stale = true;
             const fresh = (await this.tableFor(s.client, table))!;
-            await this.applyTable(s.client, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), group.rows.map(() => group.vclock));
+            const tx = new TxPipeline(s.client);
+            await this.applyTable(tx, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), group.rows.map(() => group.vclock));
+            await tx.flush();
             await this.guard.clearParked(s.client, table, group.source);
             await s.client.query('commit');
           } catch (err) {
@@ -281,8 +284,9 @@ export class Applier {
     // row lock only serialise writers, not this read) was silently overwritten with the
     // stale merged state: lost local write, regressed version and counter contribution.
     // Here such a write makes ours fail with a serialization error, retried afresh.
-    await db.query(this.beginSql);
-    const changed = await this.applyRows(db, bodies);
+    const tx = new TxPipeline(db);
+    tx.queue(this.beginSql);
+    const changed = await this.applyRows(tx, bodies);
     // Only a last chunk records origin progress (the highest one here): a crash between
     // chunks re-applies the earlier ones, which the merge rules make harmless (same version
     // = no change). Progress, the applied_messages records and the clock commit with the
@@ -297,15 +301,15 @@ export class Applier {
     const chunks = `array[${bodies.map((b) => String(Math.trunc(b.chunk.index))).join(',')}]::int[]`;
     const src = quoteLiteral(source);
     const hlc = quoteLiteral(maxHlc);
-    const results = await db.query(
+    const results = await tx.run(
       `with am as (insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) select ${src}, l, c from unnest(${lsns}, ${chunks}) as u(l, c) on conflict do nothing),
        nc as (update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, ${hlc}), vclock = vclock || jsonb_build_object(${src}::text, greatest(coalesce(vclock ->> ${src}, ''), ${hlc})) where id = 1)
-       select ${progress ? `pg_replication_origin_xact_setup(${quoteLiteral(progress.commitLsn)}::pg_lsn, ${quoteLiteral(progress.commitTime)}::timestamptz)` : '1'};
-       commit`,
+       select ${progress ? `pg_replication_origin_xact_setup(${quoteLiteral(progress.commitLsn)}::pg_lsn, ${quoteLiteral(progress.commitTime)}::timestamptz)` : '1'}`,
+      'commit',
     );
     // COMMIT of a transaction that hit an error ends in ROLLBACK without raising one: a
     // message must never count as applied unless its transaction really committed.
-    const committed = (results as unknown as pg.QueryResult[]).at(-1);
+    const committed = results.at(-1);
     if (committed?.command !== 'COMMIT') throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${bodies[0]!.commitLsn} (${bodies.length} messages): the transaction ended in ${committed?.command ?? 'nothing'}`, { retryable: true });
     if (progress && (s.progress === undefined || compareLsn(progress.commitLsn, s.progress) > 0)) s.progress = progress.commitLsn;
     this.o.metrics?.transactionsApplied.inc({ source }, bodies.length);
@@ -353,25 +357,26 @@ export class Applier {
   // Rows of all messages (one source, in order), merged per table: one load/upsert/save per
   // table. A row touched again by a later message starts a new round (same transaction), so
   // every message's change to a row is written as it would be one message at a time.
-  private async applyRows(db: pg.ClientBase, bodies: ChangeBody[]): Promise<number> {
+  private async applyRows(tx: TxPipeline, bodies: ChangeBody[]): Promise<number> {
     let changed = 0;
     let round: ChangeBody[] = [];
     let touched = new Set<string>();
     for (const body of bodies) {
       const keys = body.rows.map((r) => `${qualify(r.table)}\u0001${Object.entries(r.key).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}\u0002${v ?? ''}`).join('\u0003')}`);
       if (round.length > 0 && keys.some((k) => touched.has(k))) {
-        changed += await this.applyRound(db, round);
+        changed += await this.applyRound(tx, round);
         round = [];
         touched = new Set();
       }
       round.push(body);
       for (const k of keys) touched.add(k);
     }
-    if (round.length > 0) changed += await this.applyRound(db, round);
+    if (round.length > 0) changed += await this.applyRound(tx, round);
     return changed;
   }
 
-  private async applyRound(db: pg.ClientBase, bodies: ChangeBody[]): Promise<number> {
+  private async applyRound(tx: TxPipeline, bodies: ChangeBody[]): Promise<number> {
+    const db = tx.db;
     const byTable = new Map<string, Map<ChangeBody, RowChange[]>>();
     const refused: { row: RowChange; sourceRegion: string; reason: string }[] = [];
     for (const body of bodies) {
@@ -390,7 +395,11 @@ export class Applier {
         else perBody.set(body, [row]);
       }
     }
-    if (refused.length > 0) await this.o.auditInTx?.(db, refused);
+    // Statements issued on db directly must come after what is queued (at least the begin).
+    if (refused.length > 0 && this.o.auditInTx) {
+      await tx.flush();
+      await this.o.auditInTx(db, refused);
+    }
     let changed = 0;
     for (const [table, perBody] of byTable) {
       const t = await this.tableFor(db, table);
@@ -399,6 +408,7 @@ export class Applier {
       const vclocks: Record<string, string>[] = [];
       for (const [body, list] of perBody) {
         if ((await this.guard.verdict(db, table, body)) === 'park') {
+          await tx.flush();
           await this.guard.park(db, body, table, list);
           continue;
         }
@@ -407,27 +417,30 @@ export class Applier {
           vclocks.push(body.vclock);
         }
       }
-      if (rows.length > 0) changed += await this.applyTable(db, t.sql, t.strategy, rows, vclocks);
+      if (rows.length > 0) changed += await this.applyTable(tx, t.sql, t.strategy, rows, vclocks);
     }
     return changed;
   }
 
   // vclocks[i]: the vector clock of the message rows[i] came in.
-  private async applyTable(db: pg.ClientBase, sql: TableSql, strategy: TableStrategy, rows: RowChange[], vclocks: Record<string, string>[]): Promise<number> {
+  // The reads go out with whatever is queued (the begin, or the previous round's writes);
+  // the writes are queued for the next round trip.
+  private async applyTable(tx: TxPipeline, sql: TableSql, strategy: TableStrategy, rows: RowChange[], vclocks: Record<string, string>[]): Promise<number> {
     const keys = rows.map((r) => r.key);
     const pks = keys.map((k) => sql.pkOf(k));
-    const [current, versions] = await Promise.all([sql.loadRows(db, keys), sql.loadVersions(db, pks)]);
+    const [rowsRes, versionsRes] = await tx.run(...sql.loadStatements(keys, pks));
+    const { current, versions } = sql.parseLoad(rowsRes!, versionsRes!);
     const upserts: Record<string, string | null>[] = [];
     const deletes: Record<string, string | null>[] = [];
     const newVersions = new Map<string, StoredVersion>();
-    const conflicts: unknown[][] = [];
+    const conflicts: Record<string, unknown>[] = [];
     const states = new Map<string, RowState | undefined>();
     for (const [i, row] of rows.entries()) {
       const pk = pks[i]!;
       const local = states.has(pk) ? states.get(pk) : toState(current.get(pk), versions.get(pk), this.o.region);
       const seen = newVersions.get(pk)?.seen ?? versions.get(pk)?.seen ?? undefined;
       if (local && detectConcurrent(local, row.version, vclocks[i]!, seen ?? undefined)) {
-        conflicts.push([sql.info.name, pk, JSON.stringify(local.version), JSON.stringify(row.version), resolveConflict(local, row), strategy.kind]);
+        conflicts.push({ table_name: sql.info.name, pk, local_version: local.version, remote_version: row.version, winner: resolveConflict(local, row), strategy: strategy.kind });
       }
       // Redacted columns never overwrite what this region holds (and are remembered, so a
       // local write here never sends the blanks back to the jurisdiction holding the real values).
@@ -453,13 +466,14 @@ export class Applier {
       if (st.values === null) deletes.push(row.key);
       else upserts.push({ ...st.values, ...row.key });
     }
-    await sql.delete(db, deletes);
-    await sql.upsert(db, upserts);
-    await saveVersions(db, sql.info.name, [...newVersions.values()]);
+    const del = sql.deleteStatement(deletes);
+    if (del) tx.queue(del);
+    for (const up of sql.upsertStatements(upserts)) tx.queue(up);
+    const save = saveVersionsStatement(sql.info.name, [...newVersions.values()]);
+    if (save) tx.queue(save);
     if (conflicts.length > 0) {
-      await db.query(
-        `insert into ${META_SCHEMA}.conflicts (table_name, pk, local_version, remote_version, winner, strategy) select * from unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], $5::text[], $6::text[])`,
-        [0, 1, 2, 3, 4, 5].map((c) => conflicts.map((r) => r[c])),
+      tx.queue(
+        `insert into ${META_SCHEMA}.conflicts (table_name, pk, local_version, remote_version, winner, strategy) select c.table_name, c.pk, c.local_version, c.remote_version, c.winner, c.strategy from jsonb_to_recordset(${sqlJson(conflicts)}) as c(table_name text, pk text, local_version jsonb, remote_version jsonb, winner text, strategy text)`,
       );
       this.o.metrics?.conflicts.inc({ table: sql.info.name }, conflicts.length);
     }

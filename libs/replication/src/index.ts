@@ -9,3 +9,4 @@ export { backoff, sleep } from './retry.js';
 export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
 export { columnLayout, oldValuesOf } from './assembler.js';
 export { publishSnapshot, newcomers, recordMembership, SNAPSHOT_CHUNK_BASE } from './snapshot.js';
+export { TxPipeline, sqlText, sqlJson, sqlTextArray } from './tx-pipeline.js';

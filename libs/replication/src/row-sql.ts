@@ -1,11 +1,13 @@
 // Set-based SQL for one table: read local rows and versions for a batch of keys, write
 // merged rows back. Every statement takes the batch as one jsonb array and lets
 // PostgreSQL's own input functions parse the text values, so a 1,000-row transaction is
-// a handful of statements, not thousands of round trips.
+// a handful of statements, not thousands of round trips. The statements are built as text
+// with literal values, to be sent together through a TxPipeline.
 import type pg from 'pg';
 import type { RowState, Version } from '@regionsync/conflict';
 import type { TableInfo } from './table-info.js';
 import { META_SCHEMA, PK_SEPARATOR, quoteIdent, quoteTable } from './sql-names.js';
+import { sqlJson, sqlText, sqlTextArray } from './tx-pipeline.js';
 
 type Values = Record<string, string | null>;
 export interface StoredVersion {
@@ -47,26 +49,25 @@ export class TableSql {
     return out;
   }
 
-  async loadRows(db: pg.ClientBase, keys: Values[]): Promise<Map<string, Values>> {
-    const res = await db.query<Values & { __pk: string }>(
-      `select ${this.selectList}, ${this.pkExpr} as __pk from ${quoteTable(this.info.name)} t join jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb) d on ${this.joinOn}`,
-      [JSON.stringify(keys.map((k) => this.toRecord(k)))],
-    );
-    const out = new Map<string, Values>();
-    for (const r of res.rows) {
+  /** The two reads of a batch: local rows and their versions (results go to parseLoad). */
+  loadStatements(keys: Values[], pks: string[]): [string, string] {
+    return [
+      `select ${this.selectList}, ${this.pkExpr} as __pk from ${quoteTable(this.info.name)} t join jsonb_populate_recordset(null::${quoteTable(this.info.name)}, ${sqlJson(keys.map((k) => this.toRecord(k)))}) d on ${this.joinOn}`,
+      `select pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from ${META_SCHEMA}.row_versions where table_name = ${sqlText(this.info.name)} and pk = any(${sqlTextArray(pks)})`,
+    ];
+  }
+
+  parseLoad(rows: pg.QueryResult, versions: pg.QueryResult): { current: Map<string, Values>; versions: Map<string, StoredVersion> } {
+    const current = new Map<string, Values>();
+    for (const r of rows.rows as (Values & { __pk: string })[]) {
       const { __pk, ...values } = r;
-      out.set(__pk, values);
+      current.set(__pk, values);
     }
-    return out;
+    return { current, versions: new Map((versions.rows as StoredVersion[]).map((r) => [r.pk, r])) };
   }
 
-  async loadVersions(db: pg.ClientBase, pks: string[]): Promise<Map<string, StoredVersion>> {
-    const res = await db.query<StoredVersion>(`select pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from ${META_SCHEMA}.row_versions where table_name = $1 and pk = any($2::text[])`, [this.info.name, pks]);
-    return new Map(res.rows.map((r) => [r.pk, r]));
-  }
-
-  /** Upserts rows that share one column set (columns missing from a row are left untouched). */
-  async upsert(db: pg.ClientBase, rows: Values[]): Promise<void> {
+  /** Upserts of rows, one statement per column set (columns missing from a row are left untouched). */
+  upsertStatements(rows: Values[]): string[] {
     const groups = new Map<string, Values[]>();
     for (const r of rows) {
       const sig = Object.keys(r).sort().join(',');
@@ -75,33 +76,29 @@ export class TableSql {
       else groups.set(sig, [r]);
     }
     const known = new Set(this.info.columns.map((c) => c.name));
+    const out: string[] = [];
     for (const [sig, group] of groups) {
       const cols = sig.split(',').filter((c) => known.has(c));
       const list = cols.map(quoteIdent).join(', ');
       const updates = cols.filter((c) => !this.info.keyColumns.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
       const conflict = updates.length > 0 ? `do update set ${updates.join(', ')}` : 'do nothing';
-      await db.query(
-        `insert into ${quoteTable(this.info.name)} (${list}) select ${list} from jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb) on conflict (${this.info.keyColumns.map(quoteIdent).join(', ')}) ${conflict}`,
-        [JSON.stringify(group.map((r) => this.toRecord(r)))],
+      out.push(
+        `insert into ${quoteTable(this.info.name)} (${list}) select ${list} from jsonb_populate_recordset(null::${quoteTable(this.info.name)}, ${sqlJson(group.map((r) => this.toRecord(r)))}) on conflict (${this.info.keyColumns.map(quoteIdent).join(', ')}) ${conflict}`,
       );
     }
+    return out;
   }
 
-  async delete(db: pg.ClientBase, keys: Values[]): Promise<void> {
-    if (keys.length === 0) return;
-    await db.query(`delete from ${quoteTable(this.info.name)} t using jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb) d where ${this.joinOn}`, [
-      JSON.stringify(keys.map((k) => this.toRecord(k))),
-    ]);
+  deleteStatement(keys: Values[]): string | undefined {
+    if (keys.length === 0) return undefined;
+    return `delete from ${quoteTable(this.info.name)} t using jsonb_populate_recordset(null::${quoteTable(this.info.name)}, ${sqlJson(keys.map((k) => this.toRecord(k)))}) d where ${this.joinOn}`;
   }
 }
 
-export async function saveVersions(db: pg.ClientBase, table: string, rows: StoredVersion[]): Promise<void> {
-  if (rows.length === 0) return;
-  await db.query(
-    `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
-     select $1, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, $2::jsonb)
+export function saveVersionsStatement(table: string, rows: StoredVersion[]): string | undefined {
+  if (rows.length === 0) return undefined;
+  return `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
+     select ${sqlText(table)}, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, ${sqlJson(rows)})
      on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
-       column_versions = excluded.column_versions, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted`,
-    [table, JSON.stringify(rows)],
-  );
+       column_versions = excluded.column_versions, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted`;
 }

@@ -37,6 +37,12 @@ export interface ClusterOptions {
    * `nx run @regionsync/agent:build` (`npm run bench` does).
    */
   agentRuntime?: 'source' | 'dist';
+  /**
+   * How agents reach the broker. 'proxy' (default): through the region's Toxiproxy link, so
+   * tests can cut it. 'direct': straight to the broker, as in production; for benchmarks
+   * that never cut the link (the proxy adds a process hop and its CPU to every message).
+   */
+  brokerLink?: 'proxy' | 'direct';
 }
 
 export interface AgentHandle {
@@ -108,7 +114,8 @@ export class Cluster {
 
   configFor(region: string, port: number): Record<string, unknown> {
     const r = this.env.regions[region];
-    const servers = r ? (this.o.broker === 'nats' ? r.nats.servers : r.kafka.brokers) : this.o.broker === 'nats' ? this.env.nats.servers : this.env.kafka.brokers;
+    const direct = !r || this.o.brokerLink === 'direct';
+    const servers = direct ? (this.o.broker === 'nats' ? this.env.nats.servers : this.env.kafka.brokers) : this.o.broker === 'nats' ? r.nats.servers : r.kafka.brokers;
     const extra = typeof this.o.agentConfig === 'function' ? this.o.agentConfig(region) : this.o.agentConfig;
     return {
       region,
