@@ -17,7 +17,13 @@ import { checkBucketName, kafkaTopics } from './topology.js';
 import { HEADERS, type Bus, type BusHealth, type BusMessage, type ConsumeOptions, type Consumer, type KeyValue, type PublishAck, type PublishOptions, type Topology } from './types.js';
 
 export interface KafkaBusExtras {
-  /** How long a publish waits for companions before its batch is sent; default 2 ms. */
+  /**
+   * How long a publish waits for companions before its batch is sent; default 0: the first
+   * publish goes at once, and those made while a send is in flight go together in the next
+   * (one send in flight at a time). A 2 ms linger added its timer's delay, several ms on a
+   * loaded machine, to every change: commit-to-visible p50 fell from 40 to 31 ms and p99
+   * from 143–259 to 97–118 ms without it (replication bench, latency phase).
+   */
   lingerMs?: number;
   maxBatchBytes?: number;
 }
@@ -79,7 +85,7 @@ export class KafkaBus implements Bus {
       retry: { initialRetryTime: opts.backoff.initialMs, maxRetryTime: opts.backoff.maxMs, retries: 5 },
     });
     this.batcher = new Batcher<Outgoing>({
-      lingerMs: extras.lingerMs ?? 2,
+      lingerMs: extras.lingerMs ?? 0,
       maxItems: 500,
       maxBytes: extras.maxBatchBytes ?? 1024 * 1024,
       size: (o) => o.value.byteLength + 128,
