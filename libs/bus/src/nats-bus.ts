@@ -7,6 +7,7 @@ import { Kvm } from '@nats-io/kv';
 import { deadLetterSubject, RegionsyncError } from '@regionsync/protocol';
 import { backoffDelay, sleep, waitUntil } from './backoff.js';
 import { startNatsConsumer } from './nats-consumer.js';
+import { JetStreamPublisher } from './nats-publisher.js';
 import { checkPayloadSize, errorMessage, resolveConsumeOptions, type ResolvedBusOptions } from './options.js';
 import { checkBucketName, natsKvBucket, natsStreams } from './topology.js';
 import { HEADERS, type Bus, type BusHealth, type BusMessage, type ConsumeOptions, type Consumer, type KeyValue, type PublishAck, type PublishOptions, type Topology } from './types.js';
@@ -32,6 +33,7 @@ export class NatsBus implements Bus {
   readonly kind = 'nats' as const;
   private nc: NatsConnection | undefined;
   private js: JetStreamClient | undefined;
+  private publisher: JetStreamPublisher | undefined;
   private jsm: JetStreamManager | undefined;
   private connected = false;
   private lastError: string | undefined;
@@ -79,6 +81,7 @@ export class NatsBus implements Bus {
         });
         this.nc = nc;
         this.js = jetstream(nc, { timeout: this.opts.publishTimeoutMs });
+        this.publisher = new JetStreamPublisher(nc, this.opts.publishTimeoutMs);
         this.jsm = await jetstreamManager(nc, { timeout: this.opts.publishTimeoutMs });
         this.connected = true;
         this.watchStatus(nc);
@@ -183,8 +186,8 @@ export class NatsBus implements Bus {
     } catch (err) {
       return Promise.reject(err);
     }
-    const js = this.js;
-    if (!js) return Promise.reject(new RegionsyncError('RS_BUS_CONNECT', `publish to ${subject}: bus is not connected to NATS (call connect first)`));
+    const publisher = this.publisher;
+    if (!publisher) return Promise.reject(new RegionsyncError('RS_BUS_CONNECT', `publish to ${subject}: bus is not connected to NATS (call connect first)`));
     // Fail fast while disconnected rather than letting the client buffer the publish:
     // a buffered publish could be stored after reconnect ahead of an earlier one that
     // was lost in transit and is retried later, which would break per-key order.
@@ -199,7 +202,7 @@ export class NatsBus implements Bus {
     // agent's samples were in writeBuffer at 1,000 commits/s). Publishes are queued and sent
     // together at the end of the event-loop turn instead: one write, order unchanged.
     const p = new Promise<PublishAck>((resolve, reject) => {
-      this.sendQueue.push({ js, subject, data, id: opts.id, headers: h, resolve, reject });
+      this.sendQueue.push({ publisher, subject, data, id: opts.id, headers: h, resolve, reject });
     });
     if (!this.sendScheduled) {
       this.sendScheduled = true;
@@ -224,7 +227,7 @@ export class NatsBus implements Bus {
         q.reject(disconnectedError(q.subject));
         continue;
       }
-      q.js.publish(q.subject, q.data, { msgID: `${q.subject}:${q.id}`, headers: q.headers, timeout: this.opts.publishTimeoutMs }).then(
+      q.publisher.publish(q.subject, q.data, q.headers, `${q.subject}:${q.id}`).then(
         (pa) => q.resolve({ subject: q.subject, id: q.id, duplicate: pa.duplicate, seq: String(pa.seq) }),
         (err: unknown) => q.reject(publishError(q.subject, err)),
       );
@@ -296,6 +299,7 @@ export class NatsBus implements Bus {
     await Promise.allSettled([...this.inflight]);
     const nc = this.nc;
     this.connected = false;
+    this.publisher?.close(closedError());
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
   }
 }
@@ -311,7 +315,7 @@ export function closedError(): RegionsyncError {
 }
 
 interface QueuedPublish {
-  js: JetStreamClient;
+  publisher: JetStreamPublisher;
   subject: string;
   data: Uint8Array;
   id: string;
