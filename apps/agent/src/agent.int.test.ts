@@ -103,9 +103,10 @@ describe('agent on the real stack', () => {
   });
 
   // Apply sends values as literals (one round trip carries several statements), so the
-  // quoting must be exact for any text, whatever the server's string settings.
+  // quoting must be exact for any text, whatever the server's string settings, including
+  // text that contains or ends like the dollar-quote tag.
   it('apply literals carry any text intact, whatever standard_conforming_strings says', async () => {
-    const nasty = ["it's", 'back\\slash', "\\'; drop table users; --", 'new\nline\ttab', '\\x41\\u0041', 'ünï😀', '', '"quoted"', "''"];
+    const nasty = ["it's", 'back\\slash', "\\'; drop table users; --", 'new\nline\ttab', '\\x41\\u0041', 'ünï😀', '', '"quoted"', "''", '$rs$', 'x$rs', '$', '$$', '$1'];
     const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
     await db.connect();
     try {

@@ -40,11 +40,18 @@ export class TxPipeline {
 }
 
 /**
- * A string literal that means the same whatever `standard_conforming_strings` is: an
- * escape string with backslashes and quotes doubled.
+ * A string literal of `s`: dollar-quoted, so nothing in it is escaped and it means the
+ * same whatever `standard_conforming_strings` says. Escaping (two regex passes and two
+ * copies of every batch's JSON, megabytes per transaction when catching up) cost about a
+ * tenth of the applying agent's CPU; finding a tag takes one scan. The tag is one whose
+ * first occurrence in `s + tag` is the closing one, which is exactly the rule PostgreSQL's
+ * lexer applies (a value ending in `$rs` must not close early).
  */
 export function sqlText(s: string): string {
-  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+  for (let i = 0; ; i++) {
+    const tag = i === 0 ? '$rs$' : `$rs${i}$`;
+    if ((s + tag).indexOf(tag) === s.length) return `${tag}${s}${tag}`;
+  }
 }
 
 /** A jsonb literal of `value`. */
