@@ -1,17 +1,17 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { detectConcurrent, mergeRow, resolveConflict, type RowState, type TableStrategy } from '@regionsync/conflict';
+import type { TableStrategy } from '@regionsync/conflict';
 import { compareLsn, RegionsyncError, type ChangeBody, type RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
-import { saveVersionsStatement, TableSql, type StoredVersion } from './row-sql.js';
-import { sqlJson, TxPipeline } from './tx-pipeline.js';
+import { applyTable } from './apply-table.js';
+import { TableSql } from './row-sql.js';
+import { TxPipeline } from './tx-pipeline.js';
 import type { TableConfig } from './setup.js';
 import { loadTableInfo } from './table-info.js';
 import { SchemaGuard } from './schema-guard.js';
 import { META_SCHEMA, databaseOf, originName, qualify, quoteLiteral, quoteTable } from './sql-names.js';
 
-const HLC_ZERO = '000000000000000.000000';
 // A batch of many large messages is split into transactions of about this many rows.
 const MAX_ROWS_PER_TRANSACTION = 5_000;
 
@@ -120,7 +120,7 @@ export class Applier {
             t.stale = true;
             const fresh = (await this.tableFor(s.client, table))!;
             const tx = new TxPipeline(s.client);
-            await this.applyTable(tx, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), group.rows.map(() => group.vclock));
+            await applyTable(tx, fresh.sql, fresh.strategy, group.rows.map((r) => adaptToColumns(r, fresh.sql)), group.rows.map(() => group.vclock), this.o);
             await tx.flush();
             await this.guard.clearParked(s.client, table, group.source);
             await s.client.query('commit');
@@ -417,67 +417,9 @@ export class Applier {
           vclocks.push(body.vclock);
         }
       }
-      if (rows.length > 0) changed += await this.applyTable(tx, t.sql, t.strategy, rows, vclocks);
+      if (rows.length > 0) changed += await applyTable(tx, t.sql, t.strategy, rows, vclocks, this.o);
     }
     return changed;
-  }
-
-  // vclocks[i]: the vector clock of the message rows[i] came in.
-  // The reads go out with whatever is queued (the begin, or the previous round's writes);
-  // the writes are queued for the next round trip.
-  private async applyTable(tx: TxPipeline, sql: TableSql, strategy: TableStrategy, rows: RowChange[], vclocks: Record<string, string>[]): Promise<number> {
-    const keys = rows.map((r) => r.key);
-    const pks = keys.map((k) => sql.pkOf(k));
-    const [rowsRes, versionsRes] = await tx.run(...sql.loadStatements(keys, pks));
-    const { current, versions } = sql.parseLoad(rowsRes!, versionsRes!);
-    const upserts: Record<string, string | null>[] = [];
-    const deletes: Record<string, string | null>[] = [];
-    const newVersions = new Map<string, StoredVersion>();
-    const conflicts: Record<string, unknown>[] = [];
-    const states = new Map<string, RowState | undefined>();
-    for (const [i, row] of rows.entries()) {
-      const pk = pks[i]!;
-      const local = states.has(pk) ? states.get(pk) : toState(current.get(pk), versions.get(pk), this.o.region);
-      const seen = newVersions.get(pk)?.seen ?? versions.get(pk)?.seen ?? undefined;
-      if (local && detectConcurrent(local, row.version, vclocks[i]!, seen ?? undefined)) {
-        conflicts.push({ table_name: sql.info.name, pk, local_version: local.version, remote_version: row.version, winner: resolveConflict(local, row), strategy: strategy.kind });
-      }
-      // Redacted columns never overwrite what this region holds (and are remembered, so a
-      // local write here never sends the blanks back to the jurisdiction holding the real values).
-      const keep = row.redacted?.length ? [...(row.unchangedToast ?? []), ...row.redacted] : row.unchangedToast;
-      const result = mergeRow(local, { op: row.op, values: row.values, unchangedToast: keep, counters: row.counters, version: row.version }, strategy);
-      states.set(pk, result.state);
-      if (!result.changed) continue;
-      const st = result.state;
-      newVersions.set(pk, {
-        pk, hlc: st.version.hlc, region: st.version.region, deleted: st.values === null,
-        column_versions: st.columnVersions ?? null, counters: st.counters ?? null, deleted_at: st.deletedAt ?? null,
-        seen: st.version.region === row.version.region && st.version.hlc === row.version.hlc ? vclocks[i]! : seen ?? null,
-        redacted: mergeRedacted(newVersions.get(pk)?.redacted ?? versions.get(pk)?.redacted ?? null, row.redacted),
-      });
-    }
-    // Write each changed row's final state once (at its last occurrence).
-    const lastIndex = new Map<string, number>();
-    for (const [i, pk] of pks.entries()) lastIndex.set(pk, i);
-    for (const [i, row] of rows.entries()) {
-      const pk = pks[i]!;
-      if (!newVersions.has(pk) || lastIndex.get(pk) !== i) continue;
-      const st = states.get(pk)!;
-      if (st.values === null) deletes.push(row.key);
-      else upserts.push({ ...st.values, ...row.key });
-    }
-    const del = sql.deleteStatement(deletes);
-    if (del) tx.queue(del);
-    for (const up of sql.upsertStatements(upserts)) tx.queue(up);
-    const save = saveVersionsStatement(sql.info.name, [...newVersions.values()]);
-    if (save) tx.queue(save);
-    if (conflicts.length > 0) {
-      tx.queue(
-        `insert into ${META_SCHEMA}.conflicts (table_name, pk, local_version, remote_version, winner, strategy) select c.table_name, c.pk, c.local_version, c.remote_version, c.winner, c.strategy from jsonb_to_recordset(${sqlJson(conflicts)}) as c(table_name text, pk text, local_version jsonb, remote_version jsonb, winner text, strategy text)`,
-      );
-      this.o.metrics?.conflicts.inc({ table: sql.info.name }, conflicts.length);
-    }
-    return newVersions.size;
   }
 
   async close(): Promise<void> {
@@ -495,18 +437,4 @@ function adaptToColumns(row: RowChange, sql: TableSql): RowChange {
   const values: Record<string, string | null> = {};
   for (const [k, v] of Object.entries(row.values)) if (known.has(k)) values[k] = v;
   return { ...row, values, ...(row.unchangedToast ? { unchangedToast: row.unchangedToast.filter((c) => known.has(c)) } : {}) };
-}
-
-function mergeRedacted(held: string[] | null, incoming: string[] | undefined): string[] | null {
-  if (!incoming?.length) return held;
-  return [...new Set([...(held ?? []), ...incoming])].sort();
-}
-
-function toState(values: Record<string, string | null> | undefined, v: StoredVersion | undefined, region: string): RowState | undefined {
-  if (!v) return values ? { values, version: { hlc: HLC_ZERO, region } } : undefined;
-  const state: RowState = { values: v.deleted ? null : values ?? null, version: { hlc: v.hlc, region: v.region } };
-  if (v.column_versions) state.columnVersions = v.column_versions;
-  if (v.counters) state.counters = v.counters;
-  if (v.deleted_at) state.deletedAt = v.deleted_at;
-  return state;
 }
