@@ -53,6 +53,21 @@ describe('agent on the real stack', () => {
     }
   });
 
+  it('applies under the source commit time, and the lag gauge reports the real commit-to-apply lag', async () => {
+    const id = 900_003;
+    await cluster.query(US, `insert into products values ($1, 'timed', 1, 1, now())`, [id]);
+    const [{ t: sourceCommit }] = await cluster.query<{ t: string }>(US, 'select pg_xact_commit_timestamp(xmin)::text as t from products where id = $1', [id]);
+    await waitUntil('product in eu-west-1', async () => (await cluster.query(EU, 'select 1 from products where id = $1', [id])).length === 1, 30_000);
+    // The origin session carries the source's commit time into the local commit record.
+    const [{ t: appliedCommit }] = await cluster.query<{ t: string }>(EU, 'select pg_xact_commit_timestamp(xmin)::text as t from products where id = $1', [id]);
+    expect(appliedCommit).toBe(sourceCommit);
+    const metrics = await (await fetch(`${cluster.agents.get(EU)!.httpUrl}/metrics`)).text();
+    const lag = Number(/^regionsync_lag_seconds\{[^}]*source="us-east-1"[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+    // Capture, bus and apply take milliseconds: a lag of exactly 0 means the commit time is wrong.
+    expect(lag).toBeGreaterThan(0);
+    expect(lag).toBeLessThan(30);
+  });
+
   it('acknowledges the slot only after the bus confirmed: a cut link holds the slot back, restore delivers', async () => {
     await cutLink(US, 'nats');
     const id = 900_001;

@@ -236,7 +236,7 @@ export class Agent {
           region: this.cfg.region,
           mode: this.mode,
           startedAt: this.startedAt,
-          lagSeconds: {},
+          lagSeconds: Object.fromEntries(this.applier?.lagSeconds ?? []),
           vclock: {},
           slotRetainedWalBytes: this.retainedWal,
           configHash: this.configHash,

@@ -314,7 +314,9 @@ export class Applier {
     if (progress && (s.progress === undefined || compareLsn(progress.commitLsn, s.progress) > 0)) s.progress = progress.commitLsn;
     this.o.metrics?.transactionsApplied.inc({ source }, bodies.length);
     this.o.metrics?.rowsApplied.inc({ source }, changed);
-    this.o.metrics?.lagSeconds.set({ source }, Math.max(0, (Date.now() - Date.parse(bodies[bodies.length - 1]!.commitTime)) / 1000));
+    const lag = Math.max(0, (Date.now() - Date.parse(bodies[bodies.length - 1]!.commitTime)) / 1000);
+    this.lagSeconds.set(source, lag);
+    this.o.metrics?.lagSeconds.set({ source }, lag);
   }
 
   private appliedSinceGc = 0;
@@ -338,6 +340,8 @@ export class Applier {
 
   /** Sources whose clock is currently beyond the allowed skew (for health and alarms). */
   readonly skewAlarms = new Map<string, number>();
+  /** Commit-to-apply lag of the last transaction applied from each source (seconds); heartbeats carry it. */
+  readonly lagSeconds = new Map<string, number>();
 
   // A change stamped further in the future than the allowed skew would win every later
   // conflict against writes made after it: refuse it (retryable, so it is retried in place

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { oldValuesOf, parsePgTextArray, TransactionAssembler, type PgMessage, type PgRelation } from './assembler.js';
+import { oldValuesOf, parsePgTextArray, TransactionAssembler, unixMicrosToIso, type PgMessage, type PgRelation } from './assembler.js';
+import { TextPgoutputPlugin } from './text-pgoutput.js';
 
 const users: PgRelation = { schema: 'public', name: 'users', columns: [{ name: 'id' }, { name: 'email' }, { name: 'bio' }], keyColumns: ['id'] };
 const versions: PgRelation = { schema: 'regionsync', name: 'row_versions', columns: [], keyColumns: ['table_name', 'pk'] };
@@ -82,5 +83,40 @@ describe('TransactionAssembler', () => {
     expect(parsePgTextArray('{}')).toEqual([]);
     expect(parsePgTextArray('{email,full_name}')).toEqual(['email', 'full_name']);
     expect(parsePgTextArray('{"a b",c}')).toEqual(['a b', 'c']);
+  });
+});
+
+describe('commit time', () => {
+  // pgoutput sends microseconds since 2000-01-01; the parser hands them on since 1970-01-01.
+  const PG_EPOCH_OFFSET_US = 946_684_800_000_000n;
+  const when = '2026-11-24T00:10:52.418323Z';
+  const pgMicros = BigInt(Date.parse(when)) * 1000n + 323n - PG_EPOCH_OFFSET_US;
+  function beginBuf(): Buffer {
+    const b = Buffer.alloc(21);
+    b.write('B', 0);
+    b.writeBigUInt64BE(0x100n, 1);
+    b.writeBigInt64BE(pgMicros, 9);
+    b.writeUInt32BE(7, 17);
+    return b;
+  }
+  function commitBuf(): Buffer {
+    const b = Buffer.alloc(26);
+    b.write('C', 0);
+    b.writeUInt8(0, 1);
+    b.writeBigUInt64BE(0x100n, 2);
+    b.writeBigUInt64BE(0x110n, 10);
+    b.writeBigInt64BE(pgMicros, 18);
+    return b;
+  }
+
+  it('is the source commit time to the microsecond, as pgoutput sent it through the parser', () => {
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] });
+    const { tx } = run([plugin.parse(beginBuf()) as PgMessage, stamp('1', '000000000000100.000001'), ins('1', 'a@x'), plugin.parse(commitBuf()) as PgMessage]);
+    expect(tx.commitTime).toBe(when);
+  });
+
+  it('converts Unix microseconds without rounding', () => {
+    expect(unixMicrosToIso(0n)).toBe('1970-01-01T00:00:00.000000Z');
+    expect(unixMicrosToIso(1_795_479_052_418_323n)).toBe('2026-11-24T00:10:52.418323Z');
   });
 });

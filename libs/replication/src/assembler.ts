@@ -18,6 +18,7 @@ export interface PgRelation {
 
 /** Subset of pg-logical-replication's pgoutput messages we consume, values in text format. */
 export type PgMessage =
+  // commitTime: microseconds since the Unix epoch (see unixMicrosToIso).
   | { tag: 'begin'; commitLsn: string | null; commitTime: bigint; xid: number }
   | { tag: 'commit'; commitLsn: string | null; commitEndLsn: string | null; commitTime: bigint }
   | { tag: 'origin'; originName: string }
@@ -58,11 +59,15 @@ export type ChunkSink = (rows: RowChange[], meta: { commitLsn: string; xid: numb
 
 const toText = (v: string | null | undefined): string | null => (v === undefined ? null : v);
 
-function pgMicrosToIso(micros: bigint): string {
-  // pgoutput times are microseconds since 2000-01-01.
-  const epochMicros = micros + 946_684_800_000_000n;
-  const ms = epochMicros / 1000n;
-  const rest = Number(epochMicros % 1000n);
+/**
+ * pg-logical-replication's pgoutput parser already moves times from PostgreSQL's epoch
+ * (2000-01-01) to the Unix epoch (its readTime adds 946,684,800 s): these are Unix
+ * microseconds. Adding the offset again put every applied commit 30 years in the future,
+ * which made the lag gauge read 0 whatever the real lag.
+ */
+export function unixMicrosToIso(micros: bigint): string {
+  const ms = micros / 1000n;
+  const rest = Number(micros % 1000n);
   const iso = new Date(Number(ms)).toISOString(); // ...sss Z
   return `${iso.slice(0, 23)}${String(rest).padStart(3, '0')}Z`;
 }
@@ -129,7 +134,7 @@ export class TransactionAssembler {
           xid: c.begin.xid,
           commitLsn: msg.commitLsn ?? c.begin.commitLsn,
           commitEndLsn: msg.commitEndLsn ?? msg.commitLsn ?? c.begin.commitLsn,
-          commitTime: pgMicrosToIso(BigInt(msg.commitTime as bigint)),
+          commitTime: unixMicrosToIso(BigInt(msg.commitTime as bigint)),
           fromRegionsync: isRegionsyncOrigin(c.origin),
           rows: [...c.rows.values()],
           tables: c.tables,
