@@ -6,7 +6,7 @@ import pg from 'pg';
 import { cutLink, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
 import { compareLsn, errorCode } from '@regionsync/protocol';
-import { setupDatabase, sqlJson, sqlText, sqlTextArray, TxPipeline } from '@regionsync/replication';
+import { loadTableInfo, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
 
 const US = 'us-east-1';
 const EU = 'eu-west-1';
@@ -71,7 +71,9 @@ describe('agent on the real stack', () => {
   it('acknowledges the slot only after the bus confirmed: a cut link holds the slot back, restore delivers', async () => {
     await cutLink(US, 'nats');
     const id = 900_001;
-    const [{ lsn }] = await cluster.query<{ lsn: string }>(US, `insert into products values ($1, 'cut', 1, 5, now()) returning pg_current_wal_lsn()::text as lsn`, [id]);
+    // The insert position (past this row's WAL), not the write position: that one may still
+    // equal the end of the previous commit, which the slot has rightly confirmed.
+    const [{ lsn }] = await cluster.query<{ lsn: string }>(US, `insert into products values ($1, 'cut', 1, 5, now()) returning pg_current_wal_insert_lsn()::text as lsn`, [id]);
     // Observe for a bounded window while cut: the confirmed position must stay behind the write.
     const until = Date.now() + 5000;
     while (Date.now() < until) {
@@ -139,6 +141,60 @@ describe('agent on the real stack', () => {
         expect(json!.rows[0].v, `jsonb literal, standard_conforming_strings=${scs}`).toEqual({ nasty });
         expect(arr!.rows[0].v, `text[] literal, standard_conforming_strings=${scs}`).toEqual(nasty);
       }
+    } finally {
+      await db.end();
+    }
+  });
+
+  // The planner guesses 100 rows for a set-returning function; on a table of this size it
+  // then hashed the whole table for every applied transaction instead of probing the key.
+  it('apply reads and deletes a batch through the primary key, never a scan of the table (custom and generic plans)', async () => {
+    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
+    await db.connect();
+    try {
+      await db.query('create table if not exists public.plan_probe (id bigint primary key, v text)');
+      await db.query(`insert into public.plan_probe select g, 'v' || g from generate_series(1, 20000) g on conflict do nothing`);
+      await db.query('analyze public.plan_probe');
+      const sql = new TableSql(await loadTableInfo(db, 'public.plan_probe'));
+      const keys = [{ id: '5' }, { id: '17' }];
+      const statements = [sql.loadStatements(keys, ['5', '17'])[0], sql.deleteStatement(keys)!];
+      for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+        await db.query(`set plan_cache_mode = ${mode}`);
+        for (const [i, st] of statements.entries()) {
+          await db.query(`prepare plan_probe_${i} as ${st.sql}`);
+          const plan = JSON.stringify((await db.query(`explain (format json) execute plan_probe_${i}(${st.args.join(', ')})`)).rows[0]);
+          await db.query(`deallocate plan_probe_${i}`);
+          expect(plan, `${mode}: ${st.sql.slice(0, 30)}`).toContain('"Index Name":"plan_probe_pkey"');
+          expect(plan, `${mode}: ${st.sql.slice(0, 30)}`).not.toContain('Seq Scan');
+        }
+      }
+      await db.query('reset plan_cache_mode');
+      const [load] = await new TxPipeline(db).run(sql.loadStatements(keys, ['5', '17'])[0]);
+      expect(load!.rows.map((r: { v: string }) => r.v).sort()).toEqual(['v17', 'v5']);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('the pipeline prepares a statement once per connection, maps results past PREPAREs, and recovers from a failed batch', async () => {
+    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
+    await db.connect();
+    const count = async () => (await db.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements')).rows[0]!.n;
+    try {
+      const twice = { sql: 'select $1::int * 2 as v', args: ['21'] };
+      const plus = (n: number) => ({ sql: 'select $1::int + 1 as v', args: [String(n)] });
+      for (let i = 0; i < 3; i++) {
+        const tx = new TxPipeline(db);
+        tx.queue(plus(0));
+        const [a, b, c] = await tx.run(twice, 'select 7 as v', plus(i));
+        expect([a!.rows[0].v, b!.rows[0].v, c!.rows[0].v]).toEqual([42, 7, i + 1]);
+      }
+      expect(await count()).toBe(2);
+      // A batch that fails after its PREPARE: the next use prepares again and works.
+      const bad = new TxPipeline(db);
+      await expect(bad.run({ sql: 'select $1::int / 2 as v', args: ['8'] }, 'select 1/0')).rejects.toThrow(/division by zero/);
+      const [r] = await new TxPipeline(db).run({ sql: 'select $1::int / 2 as v', args: ['8'] });
+      expect(r!.rows[0].v).toBe(4);
     } finally {
       await db.end();
     }

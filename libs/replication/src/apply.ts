@@ -299,12 +299,13 @@ export class Applier {
     }
     const lsns = `array[${bodies.map((b) => quoteLiteral(b.commitLsn)).join(',')}]::pg_lsn[]`;
     const chunks = `array[${bodies.map((b) => String(Math.trunc(b.chunk.index))).join(',')}]::int[]`;
-    const src = quoteLiteral(source);
-    const hlc = quoteLiteral(maxHlc);
     const results = await tx.run(
-      `with am as (insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) select ${src}, l, c from unnest(${lsns}, ${chunks}) as u(l, c) on conflict do nothing),
-       nc as (update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, ${hlc}), vclock = vclock || jsonb_build_object(${src}::text, greatest(coalesce(vclock ->> ${src}, ''), ${hlc})) where id = 1)
-       select ${progress ? `pg_replication_origin_xact_setup(${quoteLiteral(progress.commitLsn)}::pg_lsn, ${quoteLiteral(progress.commitTime)}::timestamptz)` : '1'}`,
+      {
+        sql: `with am as (insert into ${META_SCHEMA}.applied_messages (source, commit_lsn, chunk) select $1::text, l, c from unnest($2::pg_lsn[], $3::int[]) as u(l, c) on conflict do nothing),
+       nc as (update ${META_SCHEMA}.node_clock set max_hlc = greatest(max_hlc, $4::text), vclock = vclock || jsonb_build_object($1::text, greatest(coalesce(vclock ->> $1::text, ''), $4::text)) where id = 1)
+       select ${progress ? 'pg_replication_origin_xact_setup($5::pg_lsn, $6::timestamptz)' : '1'}`,
+        args: [quoteLiteral(source), lsns, chunks, quoteLiteral(maxHlc), ...(progress ? [quoteLiteral(progress.commitLsn), quoteLiteral(progress.commitTime)] : [])],
+      },
       'commit',
     );
     // COMMIT of a transaction that hit an error ends in ROLLBACK without raising one: a

@@ -10,3 +10,4 @@ export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
 export { columnLayout, oldValuesOf } from './assembler.js';
 export { publishSnapshot, newcomers, recordMembership, SNAPSHOT_CHUNK_BASE } from './snapshot.js';
 export { TxPipeline, sqlText, sqlJson, sqlTextArray } from './tx-pipeline.js';
+export { TableSql } from './row-sql.js';
