@@ -8,8 +8,8 @@
 //
 // The statements apply repeats (load, upsert, delete, save versions, progress) are
 // Prepared: PREPAREd once per connection, then EXECUTEd with literal arguments in the same
-// pipeline. Parsing and planning them every time cost a third of the apply backend's CPU
-// per single-row transaction (657 -> 425 us measured on one connection).
+// pipeline, which saves parsing and analysing them every time (the apply session still
+// plans every execution: see Applier.session).
 import type pg from 'pg';
 
 /** A statement with `$1…$n` placeholders (cast in the text) and their SQL literal arguments. */
