@@ -199,4 +199,44 @@ describe('agent on the real stack', () => {
       await db.end();
     }
   });
+
+  // PostgreSQL switches a prepared statement to a generic plan after a few executions if
+  // that looks no dearer (batches of many keys make it look cheap), and keeps it until the
+  // next ANALYZE: made while the table was small, it scanned the whole table once per
+  // applied transaction, however large the table grew.
+  it('apply probes the primary key of a table that grew large after applying began', async () => {
+    const eu = new pg.Client({ connectionString: cluster.dbUrl(EU) });
+    await eu.connect();
+    try {
+      await eu.query('set enable_seqscan = off'); // this test's own statements must not count
+      await eu.query('alter table products set (autovacuum_enabled = false)'); // an ANALYZE would refresh a stale plan
+      // Batches of 200 keys while the table is small.
+      for (let b = 0; b < 10; b++) {
+        const first = 950000 + b * 200;
+        await cluster.query(US, `insert into products select g, 'batch', 1, 1, now() from generate_series($1::int, $2::int) g`, [first, first + 199]);
+        await waitUntil(`batch ${b} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [first + 199])).rowCount === 1, 30_000);
+      }
+      // The table grows locally (no apply involved) to 20,000 more rows.
+      await eu.query(`insert into products select g, 'bulk', 1, 1, now() from generate_series(920000, 939999) g`);
+      const scans = async () => (await eu.query<{ seq: string; idx: string; tup: string }>(`select seq_scan::text as seq, coalesce(idx_scan, 0)::text as idx, seq_tup_read::text as tup from pg_stat_user_tables where relid = 'public.products'::regclass`)).rows[0]!;
+      const before = await scans();
+      const n = 20;
+      for (let id = 940000; id < 940000 + n; id++) {
+        await cluster.query(US, `insert into products values ($1, 'probe', 1, 1, now())`, [id]);
+        // One source transaction at a time, so each is its own apply transaction (its own load).
+        await waitUntil(`product ${id} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [id])).rowCount === 1, 30_000);
+      }
+      // Statistics reach the shared counters a little later: wait until every load is counted.
+      await waitUntil('apply scans counted', async () => {
+        const now = await scans();
+        return Number(now.seq) - Number(before.seq) + Number(now.idx) - Number(before.idx) >= 2 * n;
+      }, 30_000);
+      // Counted in rows read: one scan now reads over 20,000; statistics of scans of the small
+      // table, flushed late, add at most a few thousand.
+      expect(Number((await scans()).tup) - Number(before.tup)).toBeLessThan(20000);
+    } finally {
+      await eu.query('alter table products reset (autovacuum_enabled)').catch(() => undefined);
+      await eu.end();
+    }
+  });
 });
