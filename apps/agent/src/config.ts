@@ -44,7 +44,7 @@ export const agentConfigSchema = z
         maxPendingTransactions: z.number().int().min(1).default(1000).describe('Captured transactions awaiting bus confirmation before reading the WAL pauses'),
         idleHeartbeatMs: z.number().int().min(100).default(10_000).describe('When idle, emit a logical message this often so the slot keeps advancing'),
         maxClockSkewMs: z.number().int().min(0).default(30_000).describe('Largest clock lead accepted from a source before its changes are refused and an alarm raised'),
-        applyMaxInFlight: z.number().int().min(1).default(256).describe('Messages fetched ahead of apply (backpressure bound)'),
+        applyMaxInFlight: z.number().int().min(1).default(64).describe('Messages fetched ahead of apply (backpressure bound; each can hold up to chunkRows rows)'),
         applyMaxBatch: z.number().int().min(1).max(10_000).default(64).describe('Fetched messages applied together in one local transaction per source'),
         applyMaxBatchBytes: z.number().int().min(1024).max(1024 * 1024 * 1024).default(2 * 1024 * 1024).describe('A batch of fetched messages stops growing at this many payload bytes, bounding the memory of applying large transactions'),
       })
