@@ -44,10 +44,12 @@ export interface PacedResult {
  * insert itself, so client-side queueing never counts as replication latency.
  */
 export async function pacedLoad(url: string, ratePerS: number, durationS: number, connections: number): Promise<PacedResult> {
-  const pool = new pg.Pool({ connectionString: url, max: connections, application_name: 'regionsync-bench-writer' });
-  const clients = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
+  // Plain clients, round robin (each queues its own queries): a pool's checkout per insert
+  // was bench CPU on the very machine whose saturation the latency phase measures; the
+  // insert is a named prepared statement, as an application would use.
+  const clients = Array.from({ length: connections }, () => new pg.Client({ connectionString: url, application_name: 'regionsync-bench-writer' }));
+  await Promise.all(clients.map((c) => c.connect()));
   const pids = await Promise.all(clients.map(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid));
-  clients.forEach((c) => c.release());
   const cpuOf = () => pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0);
   const cpu0 = cpuOf();
   const sql = `insert into public.bench_rows (id, payload, sent_at) values ($1, ${PAYLOAD}, clock_timestamp())`;
@@ -63,7 +65,7 @@ export async function pacedLoad(url: string, ratePerS: number, durationS: number
     const due = Math.floor(((now - start) * ratePerS) / 1000);
     while (issued < due) {
       const id = LATENCY_ID_BASE + issued++;
-      const p: Promise<void> = pool.query(sql, [id]).then(
+      const p: Promise<void> = clients[issued % connections]!.query({ name: 'bench-insert', text: sql, values: [id] }).then(
         () => void done++,
         (err: unknown) => {
           failed++;
@@ -84,6 +86,6 @@ export async function pacedLoad(url: string, ratePerS: number, durationS: number
   await Promise.all(inflight);
   const totalS = (performance.now() - start) / 1000;
   const writerCpuS = cpuOf() - cpu0;
-  await pool.end();
+  await Promise.all(clients.map((c) => c.end()));
   return { issued, failed, offeredPerS: issued / offeredS, achievedPerS: done / totalS, maxBacklog, writerCpuS, firstId: LATENCY_ID_BASE, lastId: LATENCY_ID_BASE + issued - 1 };
 }
