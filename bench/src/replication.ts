@@ -15,7 +15,7 @@ import { summariseProfiles } from './cpuprofile.js';
 import { bulkLoad, pacedLoad } from './load.js';
 import { arrivalSpanS, latencyStats, waitVisible } from './measure.js';
 import { measurePhase } from './phase.js';
-import { log, sleep } from './pg-util.js';
+import { log, sleep, withClient } from './pg-util.js';
 import { round, RssSampler } from './proc.js';
 import { nativeSystem, regionsyncSystem, type SystemName, type SystemUnderTest } from './systems.js';
 
@@ -56,7 +56,12 @@ async function runSystem(s: SystemUnderTest, o: { rows: number; txRows: number; 
     const rowsPerS = o.rows / tp.totalS;
     log(`${s.name}: throughput ${Math.round(rowsPerS)} rows/s (${tp.totalS.toFixed(2)} s to visible; source load ${tp.loadS.toFixed(2)} s; drain after last commit ${(tp.totalS - tp.loadS).toFixed(2)} s; by database clocks ${spanS.toFixed(2)} s)`);
 
-    await sleep(2000);
+    // The bulk load leaves work behind (autovacuum and autoanalyze of 200,000 new rows, a
+    // checkpoint of their WAL) that would otherwise land in the latency phase at a random
+    // moment, on both systems' shared two cores: do it now, the same for every system.
+    const settleS = await settle([s.srcUrl, s.dstUrl]);
+    log(`${s.name}: vacuum, analyze and checkpoint between the phases took ${settleS.toFixed(2)} s`);
+    await sleep(1000);
 
     // (b) latency
     log(`${s.name}: latency, single-row commits offered at ${o.rate}/s for ${o.seconds} s on ${o.connections} connections`);
@@ -117,4 +122,15 @@ export async function main(args: string[]): Promise<void> {
   if (process.env.BENCH_CPU_PROF) log(`agent CPU profiles (${process.env.BENCH_CPU_PROF}):\n${summariseProfiles(process.env.BENCH_CPU_PROF)}`);
   if (o.rows !== 200_000) out.rows = o.rows;
   console.log(JSON.stringify(out));
+}
+
+async function settle(urls: string[]): Promise<number> {
+  const t0 = performance.now();
+  for (const url of urls) {
+    await withClient(url, async (c) => {
+      await c.query('vacuum (analyze)');
+      await c.query('checkpoint');
+    });
+  }
+  return (performance.now() - t0) / 1000;
 }
