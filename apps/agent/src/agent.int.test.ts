@@ -17,6 +17,17 @@ async function confirmedFlush(region: string): Promise<string> {
   return r[0]!.lsn;
 }
 
+/** A session of its own on a region's database, for tests that set session state. */
+async function withDb<T>(region: string, fn: (db: pg.Client) => Promise<T>): Promise<T> {
+  const db = new pg.Client({ connectionString: cluster.dbUrl(region) });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end();
+  }
+}
+
 beforeAll(async () => {
   cluster = await Cluster.create({ database: 'agent_ops', broker: 'nats', regions: [US, EU] });
   await cluster.startAll();
@@ -28,18 +39,14 @@ afterAll(async () => {
 
 describe('agent on the real stack', () => {
   it('refuses a table without a primary key, naming the table and the fix', async () => {
-    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
-    await db.connect();
-    try {
+    await withDb(US, async (db) => {
       await db.query('create table if not exists public.no_pk (a int)');
       const err = await setupDatabase(db, { region: US, database: 'agent_ops', regions: [US, EU], tables: [{ name: 'public.no_pk', strategy: 'row-lww', counterColumns: [] }] }).catch((e: unknown) => e as Error);
       expect(errorCode(err)).toBe('RS_REPLICATION_PREREQUISITE');
       expect((err as Error).message).toMatch(/public\.no_pk has no primary key.*ADD PRIMARY KEY/);
       const missing = await setupDatabase(db, { region: US, database: 'agent_ops', regions: [US, EU], tables: [{ name: 'public.nope', strategy: 'row-lww', counterColumns: [] }] }).catch((e: unknown) => e as Error);
       expect((missing as Error).message).toMatch(/public\.nope does not exist/);
-    } finally {
-      await db.end();
-    }
+    });
   });
 
   it('serves /healthz, /readyz and Prometheus /metrics', async () => {
@@ -124,9 +131,7 @@ describe('agent on the real stack', () => {
   // text that contains or ends like the dollar-quote tag.
   it('apply literals carry any text intact, whatever standard_conforming_strings says', async () => {
     const nasty = ["it's", 'back\\slash', "\\'; drop table users; --", 'new\nline\ttab', '\\x41\\u0041', 'ünï😀', '', '"quoted"', "''", '$rs$', 'x$rs', '$', '$$', '$1'];
-    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
-    await db.connect();
-    try {
+    await withDb(US, async (db) => {
       for (const scs of ['on', 'off']) {
         await db.query(`set standard_conforming_strings = ${scs}`);
         const tx = new TxPipeline(db);
@@ -141,17 +146,13 @@ describe('agent on the real stack', () => {
         expect(json!.rows[0].v, `jsonb literal, standard_conforming_strings=${scs}`).toEqual({ nasty });
         expect(arr!.rows[0].v, `text[] literal, standard_conforming_strings=${scs}`).toEqual(nasty);
       }
-    } finally {
-      await db.end();
-    }
+    });
   });
 
   // The planner guesses 100 rows for a set-returning function; on a table of this size it
   // then hashed the whole table for every applied transaction instead of probing the key.
   it('apply reads and deletes a batch through the primary key, never a scan of the table (custom and generic plans)', async () => {
-    const db = new pg.Client({ connectionString: cluster.dbUrl(US) });
-    await db.connect();
-    try {
+    await withDb(US, async (db) => {
       await db.query('create table if not exists public.plan_probe (id bigint primary key, v text)');
       await db.query(`insert into public.plan_probe select g, 'v' || g from generate_series(1, 20000) g on conflict do nothing`);
       await db.query('analyze public.plan_probe');
@@ -171,9 +172,7 @@ describe('agent on the real stack', () => {
       await db.query('reset plan_cache_mode');
       const [load] = await new TxPipeline(db).run(sql.loadStatements(keys, ['5', '17'])[0]);
       expect(load!.rows.map((r: { v: string }) => r.v).sort()).toEqual(['v17', 'v5']);
-    } finally {
-      await db.end();
-    }
+    });
   });
 
   it('the pipeline prepares a statement once per connection, maps results past PREPAREs, and recovers from a failed batch', async () => {
@@ -205,38 +204,37 @@ describe('agent on the real stack', () => {
   // next ANALYZE: made while the table was small, it scanned the whole table once per
   // applied transaction, however large the table grew.
   it('apply probes the primary key of a table that grew large after applying began', async () => {
-    const eu = new pg.Client({ connectionString: cluster.dbUrl(EU) });
-    await eu.connect();
-    try {
-      await eu.query('set enable_seqscan = off'); // this test's own statements must not count
-      await eu.query('alter table products set (autovacuum_enabled = false)'); // an ANALYZE would refresh a stale plan
-      // Batches of 200 keys while the table is small.
-      for (let b = 0; b < 10; b++) {
-        const first = 950000 + b * 200;
-        await cluster.query(US, `insert into products select g, 'batch', 1, 1, now() from generate_series($1::int, $2::int) g`, [first, first + 199]);
-        await waitUntil(`batch ${b} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [first + 199])).rowCount === 1, 30_000);
+    await withDb(EU, async (eu) => {
+      try {
+        await eu.query('set enable_seqscan = off'); // this test's own statements must not count
+        await eu.query('alter table products set (autovacuum_enabled = false)'); // an ANALYZE would refresh a stale plan
+        // Batches of 200 keys while the table is small.
+        for (let b = 0; b < 10; b++) {
+          const first = 950000 + b * 200;
+          await cluster.query(US, `insert into products select g, 'batch', 1, 1, now() from generate_series($1::int, $2::int) g`, [first, first + 199]);
+          await waitUntil(`batch ${b} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [first + 199])).rowCount === 1, 30_000);
+        }
+        // The table grows locally (no apply involved) to 20,000 more rows.
+        await eu.query(`insert into products select g, 'bulk', 1, 1, now() from generate_series(920000, 939999) g`);
+        const scans = async () => (await eu.query<{ seq: string; idx: string; tup: string }>(`select seq_scan::text as seq, coalesce(idx_scan, 0)::text as idx, seq_tup_read::text as tup from pg_stat_user_tables where relid = 'public.products'::regclass`)).rows[0]!;
+        const before = await scans();
+        const n = 20;
+        for (let id = 940000; id < 940000 + n; id++) {
+          await cluster.query(US, `insert into products values ($1, 'probe', 1, 1, now())`, [id]);
+          // One source transaction at a time, so each is its own apply transaction (its own load).
+          await waitUntil(`product ${id} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [id])).rowCount === 1, 30_000);
+        }
+        // Statistics reach the shared counters a little later: wait until every load is counted.
+        await waitUntil('apply scans counted', async () => {
+          const now = await scans();
+          return Number(now.seq) - Number(before.seq) + Number(now.idx) - Number(before.idx) >= 2 * n;
+        }, 30_000);
+        // Counted in rows read: one scan now reads over 20,000; statistics of scans of the small
+        // table, flushed late, add at most a few thousand.
+        expect(Number((await scans()).tup) - Number(before.tup)).toBeLessThan(20000);
+      } finally {
+        await eu.query('alter table products reset (autovacuum_enabled)').catch(() => undefined);
       }
-      // The table grows locally (no apply involved) to 20,000 more rows.
-      await eu.query(`insert into products select g, 'bulk', 1, 1, now() from generate_series(920000, 939999) g`);
-      const scans = async () => (await eu.query<{ seq: string; idx: string; tup: string }>(`select seq_scan::text as seq, coalesce(idx_scan, 0)::text as idx, seq_tup_read::text as tup from pg_stat_user_tables where relid = 'public.products'::regclass`)).rows[0]!;
-      const before = await scans();
-      const n = 20;
-      for (let id = 940000; id < 940000 + n; id++) {
-        await cluster.query(US, `insert into products values ($1, 'probe', 1, 1, now())`, [id]);
-        // One source transaction at a time, so each is its own apply transaction (its own load).
-        await waitUntil(`product ${id} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [id])).rowCount === 1, 30_000);
-      }
-      // Statistics reach the shared counters a little later: wait until every load is counted.
-      await waitUntil('apply scans counted', async () => {
-        const now = await scans();
-        return Number(now.seq) - Number(before.seq) + Number(now.idx) - Number(before.idx) >= 2 * n;
-      }, 30_000);
-      // Counted in rows read: one scan now reads over 20,000; statistics of scans of the small
-      // table, flushed late, add at most a few thousand.
-      expect(Number((await scans()).tup) - Number(before.tup)).toBeLessThan(20000);
-    } finally {
-      await eu.query('alter table products reset (autovacuum_enabled)').catch(() => undefined);
-      await eu.end();
-    }
+    });
   });
 });
