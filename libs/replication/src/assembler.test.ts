@@ -118,5 +118,6 @@ describe('commit time', () => {
   it('converts Unix microseconds without rounding', () => {
     expect(unixMicrosToIso(0n)).toBe('1970-01-01T00:00:00.000000Z');
     expect(unixMicrosToIso(1_795_479_052_418_323n)).toBe('2026-11-24T00:10:52.418323Z');
+    expect(unixMicrosToIso(1_795_479_052_000_999n)).toBe('2026-11-24T00:10:52.000999Z');
   });
 });
