@@ -6,7 +6,7 @@ import pg from 'pg';
 import { cutLink, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
 import { compareLsn, errorCode } from '@regionsync/protocol';
-import { loadTableInfo, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
+import { APPLIED_MESSAGES_GC_SQL, loadTableInfo, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
 
 const US = 'us-east-1';
 const EU = 'eu-west-1';
@@ -235,6 +235,29 @@ describe('agent on the real stack', () => {
       } finally {
         await eu.query('alter table products reset (autovacuum_enabled)').catch(() => undefined);
       }
+    });
+  });
+
+  // A day of applied_messages records at production rates is tens of millions of rows; the
+  // clean-up runs on the apply session every 5,000 messages, so a scan of the table there
+  // stalled every apply behind it for as long as the scan took.
+  it('the applied_messages clean-up reaches expired records through its index, in bounded runs, and keeps recent ones', async () => {
+    await withDb(EU, async (eu) => {
+      const src = 'gc-probe';
+      await eu.query(`delete from regionsync.applied_messages where source = $1`, [src]);
+      await eu.query(`insert into regionsync.applied_messages (source, commit_lsn, chunk, applied_at)
+        select $1, ('0/' || to_hex(g))::pg_lsn, 0, now() - interval '25 hours' - g * interval '1 millisecond' from generate_series(1, 30000) g`, [src]);
+      await eu.query(`insert into regionsync.applied_messages (source, commit_lsn, chunk) select $1, ('1/' || to_hex(g))::pg_lsn, 0 from generate_series(1, 5) g`, [src]);
+      await eu.query('analyze regionsync.applied_messages');
+      const plan = JSON.stringify((await eu.query(`explain (format json) ${APPLIED_MESSAGES_GC_SQL}`)).rows[0]);
+      expect(plan).toContain('"Index Name":"applied_messages_applied_at"');
+      expect(plan).not.toContain('Seq Scan');
+      const runs: number[] = [];
+      for (let n = -1; n !== 0; ) runs.push((n = (await eu.query(APPLIED_MESSAGES_GC_SQL)).rowCount ?? 0));
+      expect(runs).toEqual([10000, 10000, 10000, 0]);
+      const left = await eu.query<{ n: string }>(`select count(*)::text as n from regionsync.applied_messages where source = $1`, [src]);
+      expect(left.rows[0]!.n).toBe('5');
+      await eu.query(`delete from regionsync.applied_messages where source = $1`, [src]);
     });
   });
 });

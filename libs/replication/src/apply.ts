@@ -44,6 +44,16 @@ export interface ApplyOptions {
   shareLockTables?: string[];
 }
 
+/**
+ * Clean-up of applied_messages, run on the apply session every 5,000 applied messages:
+ * records older than a day only guard against replays a re-merge would absorb anyway. It
+ * reaches them through the applied_at index, at most 10,000 per run, so its cost follows
+ * what expired since the last run (not the table's size) and a backlog after a long stop
+ * is worked off over several runs instead of in one long stall of the apply path.
+ */
+export const APPLIED_MESSAGES_GC_SQL = `delete from ${META_SCHEMA}.applied_messages where ctid = any(array(
+  select ctid from ${META_SCHEMA}.applied_messages where applied_at < now() - interval '24 hours' order by applied_at limit 10000))`;
+
 export type ApplyOutcome = 'applied' | 'skipped';
 
 interface SourceSession {
@@ -254,8 +264,7 @@ export class Applier {
     this.appliedSinceGc += todo.length;
     if (this.appliedSinceGc >= 5000) {
       this.appliedSinceGc = 0;
-      // Ids older than a day only guard against replays a re-merge would absorb anyway.
-      await db.query(`delete from ${META_SCHEMA}.applied_messages where applied_at < now() - interval '24 hours'`).catch(() => undefined);
+      await db.query(APPLIED_MESSAGES_GC_SQL).catch(() => undefined);
     }
     for (let attempt = 0; ; attempt++) {
       try {

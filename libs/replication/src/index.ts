@@ -1,5 +1,5 @@
 export { Capture, type CaptureOptions, type ChangePublisher, type EgressFilter, errInfo } from './capture.js';
-export { Applier, type ApplyOptions, type IngressFilter, type ApplyOutcome } from './apply.js';
+export { Applier, APPLIED_MESSAGES_GC_SQL, type ApplyOptions, type IngressFilter, type ApplyOutcome } from './apply.js';
 export { setupDatabase, checkPrerequisites, type TableConfig, type SetupOptions } from './setup.js';
 export { loadTableInfo, schemaFingerprint, type TableInfo } from './table-info.js';
 export { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';

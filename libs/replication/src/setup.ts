@@ -68,6 +68,10 @@ create table if not exists ${META_SCHEMA}.conflicts (
 -- message that arrives after a later one from the same source (publish retried after a
 -- failure) is still applied, never mistaken for a duplicate by the progress watermark.
 create table if not exists ${META_SCHEMA}.applied_messages (source text not null, commit_lsn pg_lsn not null, chunk int not null, applied_at timestamptz not null default now(), primary key (source, commit_lsn, chunk));
+-- The periodic clean-up finds expired records through this index: a day of records at
+-- production rates is tens of millions of rows, and a scan of them on every clean-up would
+-- stall the apply session it runs on.
+create index if not exists applied_messages_applied_at on ${META_SCHEMA}.applied_messages (applied_at);
 create table if not exists ${META_SCHEMA}.table_schemas (table_name text primary key, fingerprint text not null, updated_at timestamptz not null default now());
 create or replace function ${META_SCHEMA}.next_hlc(floor_hlc text) returns text language plpgsql as $$
 declare
