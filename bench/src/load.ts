@@ -43,7 +43,7 @@ export interface PacedResult {
  * 1,000/s); `connections` sessions share the work. sent_at is clock_timestamp() in the
  * insert itself, so client-side queueing never counts as replication latency.
  */
-export async function pacedLoad(url: string, ratePerS: number, durationS: number, connections: number): Promise<PacedResult> {
+export async function pacedLoad(url: string, ratePerS: number, durationS: number, connections: number, idBase = LATENCY_ID_BASE): Promise<PacedResult> {
   // Plain clients, round robin (each queues its own queries): a pool's checkout per insert
   // was bench CPU on the very machine whose saturation the latency phase measures; the
   // insert is a named prepared statement, as an application would use.
@@ -64,7 +64,7 @@ export async function pacedLoad(url: string, ratePerS: number, durationS: number
   for (let now = start; now < end; now = performance.now()) {
     const due = Math.floor(((now - start) * ratePerS) / 1000);
     while (issued < due) {
-      const id = LATENCY_ID_BASE + issued++;
+      const id = idBase + issued++;
       const p: Promise<void> = clients[issued % connections]!.query({ name: 'bench-insert', text: sql, values: [id] }).then(
         () => void done++,
         (err: unknown) => {
@@ -87,5 +87,5 @@ export async function pacedLoad(url: string, ratePerS: number, durationS: number
   const totalS = (performance.now() - start) / 1000;
   const writerCpuS = cpuOf() - cpu0;
   await Promise.all(clients.map((c) => c.end()));
-  return { issued, failed, offeredPerS: issued / offeredS, achievedPerS: done / totalS, maxBacklog, writerCpuS, firstId: LATENCY_ID_BASE, lastId: LATENCY_ID_BASE + issued - 1 };
+  return { issued, failed, offeredPerS: issued / offeredS, achievedPerS: done / totalS, maxBacklog, writerCpuS, firstId: idBase, lastId: idBase + issued - 1 };
 }

@@ -62,6 +62,26 @@ export async function latencyStats(url: string, lo: number, hi: number): Promise
   }
 }
 
+/**
+ * p99 of each second of sent_at over the rows in [lo, hi]: shows whether a phase's p99
+ * comes from a steady level or from a few stalls (a major GC, a checkpoint).
+ */
+export async function p99BySecond(url: string, lo: number, hi: number): Promise<number[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ p: number }>(
+      `select percentile_cont(0.99) within group (order by extract(epoch from arrived_at - sent_at) * 1000) as p
+         from public.bench_rows where id between $1 and $2 and arrived_at is not null
+        group by date_trunc('second', sent_at) order by date_trunc('second', sent_at)`,
+      [lo, hi],
+    );
+    return r.rows.map((row) => Number(row.p));
+  } finally {
+    await c.end();
+  }
+}
+
 /** Throughput from the database's own clocks: first sent_at on the source to last arrived_at. */
 export async function arrivalSpanS(url: string, lo: number, hi: number): Promise<number> {
   const c = new pg.Client({ connectionString: url });

@@ -24,5 +24,7 @@ export const ARRIVED_TRIGGER_SQL_ALWAYS = triggerSql(true);
 
 /** Ids of the latency phase start here, above every throughput id. */
 export const LATENCY_ID_BASE = 1_000_000_000;
+/** Ids of the unmeasured warm-up before the latency phase: between throughput and latency ids. */
+export const WARMUP_ID_BASE = 900_000_000;
 /** Warm-up probe rows (pipeline live before timing) use negative ids. */
 export const PROBE_ID_BASE = -1_000;
