@@ -38,20 +38,47 @@ export interface PacedResult {
 }
 
 /**
+ * The latency phase's writer sessions: plain clients used round robin (each queues its own
+ * queries), as an application's pool of warm connections would be. Opened once, so the
+ * warm-up and the measured phase share them: a fresh backend's first inserts (catalog
+ * caches, the triggers' plpgsql compiled per session) would otherwise land in the
+ * measured phase's first second.
+ */
+export class Writers {
+  private constructor(
+    readonly clients: pg.Client[],
+    private readonly pids: number[],
+  ) {}
+
+  static async open(url: string, connections: number): Promise<Writers> {
+    const clients = Array.from({ length: connections }, () => new pg.Client({ connectionString: url, application_name: 'regionsync-bench-writer' }));
+    await Promise.all(clients.map((c) => c.connect()));
+    const pids = await Promise.all(clients.map(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid));
+    return new Writers(clients, pids);
+  }
+
+  /** CPU seconds the writer backends have used so far. */
+  cpuS(): number {
+    return this.pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.end()));
+  }
+}
+
+/**
  * Latency phase: open loop. Single-row autocommit inserts are offered at `ratePerS` for
  * `durationS`, whatever the commit times (a closed loop on one connection cannot hold
- * 1,000/s); `connections` sessions share the work. sent_at is clock_timestamp() in the
+ * 1,000/s); the writers' sessions share the work. sent_at is clock_timestamp() in the
  * insert itself, so client-side queueing never counts as replication latency.
  */
-export async function pacedLoad(url: string, ratePerS: number, durationS: number, connections: number, idBase = LATENCY_ID_BASE): Promise<PacedResult> {
-  // Plain clients, round robin (each queues its own queries): a pool's checkout per insert
-  // was bench CPU on the very machine whose saturation the latency phase measures; the
-  // insert is a named prepared statement, as an application would use.
-  const clients = Array.from({ length: connections }, () => new pg.Client({ connectionString: url, application_name: 'regionsync-bench-writer' }));
-  await Promise.all(clients.map((c) => c.connect()));
-  const pids = await Promise.all(clients.map(async (c) => (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid));
-  const cpuOf = () => pids.reduce((a, p) => a + (cpuSeconds(p) ?? 0), 0);
-  const cpu0 = cpuOf();
+export async function pacedLoad(writers: Writers, ratePerS: number, durationS: number, idBase = LATENCY_ID_BASE): Promise<PacedResult> {
+  // The insert is a named prepared statement, as an application would use; no pool
+  // checkout per insert (bench CPU on the machine whose saturation this phase measures).
+  const clients = writers.clients;
+  const connections = clients.length;
+  const cpu0 = writers.cpuS();
   const sql = `insert into public.bench_rows (id, payload, sent_at) values ($1, ${PAYLOAD}, clock_timestamp())`;
   let issued = 0;
   let done = 0;
@@ -85,7 +112,6 @@ export async function pacedLoad(url: string, ratePerS: number, durationS: number
   const offeredS = (performance.now() - start) / 1000;
   await Promise.all(inflight);
   const totalS = (performance.now() - start) / 1000;
-  const writerCpuS = cpuOf() - cpu0;
-  await Promise.all(clients.map((c) => c.end()));
+  const writerCpuS = writers.cpuS() - cpu0;
   return { issued, failed, offeredPerS: issued / offeredS, achievedPerS: done / totalS, maxBacklog, writerCpuS, firstId: idBase, lastId: idBase + issued - 1 };
 }

@@ -15,7 +15,7 @@
 // {"replication":{"chunkRows":5000}}), BENCH_CPU_PROF=<dir> (agents' V8 CPU profiles, summarised).
 import { ensureStack } from '@regionsync/stack';
 import { summariseProfiles } from './cpuprofile.js';
-import { bulkLoad, pacedLoad } from './load.js';
+import { bulkLoad, pacedLoad, Writers } from './load.js';
 import { arrivalSpanS, latencyStats, p99BySecond, waitVisible } from './measure.js';
 import { measurePhase } from './phase.js';
 import { log, sleep, withClient } from './pg-util.js';
@@ -72,23 +72,31 @@ async function runSystem(s: SystemUnderTest, o: { rows: number; txRows: number; 
     // (b) latency, after a warm-up at the same rate: the first seconds of single-row
     // commits run while V8 still optimises that path (hundreds of functions in the applying
     // agent), which a long-running agent pays once; printed, not measured.
-    let warmup: { p50Ms: number; p99Ms: number } | undefined;
-    if (o.warmupSeconds > 0) {
-      log(`${s.name}: warm-up (not measured), single-row commits offered at ${o.rate}/s for ${o.warmupSeconds} s`);
-      const w = await pacedLoad(s.srcUrl, o.rate, o.warmupSeconds, o.connections, WARMUP_ID_BASE);
-      await waitVisible(s.dstUrl, w.firstId, w.lastId, w.issued - w.failed, 10 * 60_000, (n) => log(`  ${n} of ${w.issued - w.failed} warm-up rows visible`));
-      warmup = await latencyStats(s.dstUrl, w.firstId, w.lastId);
-      log(`${s.name}: warm-up latency over ${w.issued - w.failed} rows: p50 ${warmup.p50Ms.toFixed(2)} ms, p99 ${warmup.p99Ms.toFixed(2)} ms`);
-    }
+    const writers = await Writers.open(s.srcUrl, o.connections);
+    let warmupIds: { firstId: number; lastId: number; issued: number; failed: number } | undefined;
+    let lat: Awaited<ReturnType<typeof pacedLoad>>;
+    try {
+      if (o.warmupSeconds > 0) {
+        log(`${s.name}: warm-up (not measured), single-row commits offered at ${o.rate}/s for ${o.warmupSeconds} s`);
+        const w = await pacedLoad(writers, o.rate, o.warmupSeconds, WARMUP_ID_BASE);
+        await waitVisible(s.dstUrl, w.firstId, w.lastId, w.issued - w.failed, 10 * 60_000, (n) => log(`  ${n} of ${w.issued - w.failed} warm-up rows visible`));
+        warmupIds = w;
+      }
 
-    // (b) latency
-    log(`${s.name}: latency, single-row commits offered at ${o.rate}/s for ${o.seconds} s on ${o.connections} connections`);
-    const { result: lat } = await measurePhase(s, 'latency', async () => {
-      const paced = await pacedLoad(s.srcUrl, o.rate, o.seconds, o.connections);
-      log(`  offered ${paced.issued} (${paced.offeredPerS.toFixed(0)}/s), committed at ${paced.achievedPerS.toFixed(0)}/s, ${paced.failed} failed, max client backlog ${paced.maxBacklog}, writer backends CPU ${paced.writerCpuS.toFixed(2)} s`);
-      await waitVisible(s.dstUrl, paced.firstId, paced.lastId, paced.issued - paced.failed, 10 * 60_000, (n) => log(`  ${n} of ${paced.issued - paced.failed} rows visible`));
-      return paced;
-    });
+      // (b) latency, on the same writer sessions
+      log(`${s.name}: latency, single-row commits offered at ${o.rate}/s for ${o.seconds} s on ${o.connections} connections`);
+      ({ result: lat } = await measurePhase(s, 'latency', async () => {
+        const paced = await pacedLoad(writers, o.rate, o.seconds);
+        log(`  offered ${paced.issued} (${paced.offeredPerS.toFixed(0)}/s), committed at ${paced.achievedPerS.toFixed(0)}/s, ${paced.failed} failed, max client backlog ${paced.maxBacklog}, writer backends CPU ${paced.writerCpuS.toFixed(2)} s`);
+        await waitVisible(s.dstUrl, paced.firstId, paced.lastId, paced.issued - paced.failed, 10 * 60_000, (n) => log(`  ${n} of ${paced.issued - paced.failed} rows visible`));
+        return paced;
+      }));
+    } finally {
+      await writers.close();
+    }
+    // Read after the measured phase, so no query of ours separates the two.
+    const warmup = warmupIds ? await latencyStats(s.dstUrl, warmupIds.firstId, warmupIds.lastId) : undefined;
+    if (warmup && warmupIds) log(`${s.name}: warm-up latency over ${warmupIds.issued - warmupIds.failed} rows: p50 ${warmup.p50Ms.toFixed(2)} ms, p99 ${warmup.p99Ms.toFixed(2)} ms`);
     const st = await latencyStats(s.dstUrl, lat.firstId, lat.lastId);
     log(`${s.name}: latency over ${st.n} rows: p50 ${st.p50Ms.toFixed(2)} ms, p90 ${st.p90Ms.toFixed(2)} ms, p99 ${st.p99Ms.toFixed(2)} ms, max ${st.maxMs.toFixed(2)} ms`);
     log(`${s.name}: latency p99 by second of the phase (ms): ${(await p99BySecond(s.dstUrl, lat.firstId, lat.lastId)).map((v) => v.toFixed(1)).join(' ')}`);
