@@ -5,6 +5,7 @@ import type { TableStrategy } from '@regionsync/conflict';
 import { compareLsn, RegionsyncError, type ChangeBody, type RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
 import { applyTable } from './apply-table.js';
+import { errInfo } from './capture.js';
 import { TableSql } from './row-sql.js';
 import { TxPipeline } from './tx-pipeline.js';
 import type { TableConfig } from './setup.js';
@@ -264,7 +265,9 @@ export class Applier {
     this.appliedSinceGc += todo.length;
     if (this.appliedSinceGc >= 5000) {
       this.appliedSinceGc = 0;
-      await db.query(APPLIED_MESSAGES_GC_SQL).catch(() => undefined);
+      // A failed clean-up must not stop apply, but it must not go unseen either: the table
+      // would grow without bound. The statement carries no row values, so neither does its error.
+      await db.query(APPLIED_MESSAGES_GC_SQL).catch((err: unknown) => this.o.log.warn({ source, err: errInfo(err) }, 'applied_messages clean-up failed; retried after the next 5,000 messages'));
     }
     for (let attempt = 0; ; attempt++) {
       try {
