@@ -110,7 +110,7 @@ export function regionsyncSystem(broker: 'nats' | 'kafka', env: StackEnv, src: s
     },
     agentPids: () => ({ [`agent-${src}`]: cluster?.agents.get(src)?.process?.pid, [`agent-${dst}`]: cluster?.agents.get(dst)?.process?.pid }),
     agentUrls: () => ({ [`agent-${src}`]: cluster?.agents.get(src)?.httpUrl ?? '', [`agent-${dst}`]: cluster?.agents.get(dst)?.httpUrl ?? '' }),
-    infraPids: () => ({ [broker]: pidsMatching(broker === 'nats' ? '.stack/cache/bin/nats-server' : 'kafka.Kafka') }),
+    infraPids: () => ({ [broker]: pidsMatching(broker === 'nats' ? '/bin/nats-server-' : 'kafka.Kafka') }),
     async setup() {
       s.database = await databaseWithFreePorts(`bench_${broker}`, 2);
       cluster = await Cluster.create({

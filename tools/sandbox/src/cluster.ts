@@ -62,6 +62,15 @@ export interface AgentHandle {
  */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4'];
 
+/**
+ * Environment the agent runs with, as apps/agent/README.md tells operators to. glibc gives
+ * each thread that allocates (V8's compiler and GC helpers among them) its own malloc arena,
+ * and memory freed into an arena is rarely returned: two arenas lowered the applying
+ * agent's peak RSS in the replication benchmark from 180-202 MB to 165-171 MB, with the
+ * same throughput and latency. An operator's own setting wins.
+ */
+export const AGENT_ENV: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '2' };
+
 export class Cluster {
   readonly agents = new Map<string, AgentHandle>();
 
@@ -155,7 +164,7 @@ export class Cluster {
     const log = openSync(logPath, 'a');
     const child = spawn(process.execPath, [...this.agentCommand(), configPath], {
       cwd: findRepoRoot(),
-      env: { ...process.env, ...this.o.agentEnv?.(region) },
+      env: { ...AGENT_ENV, ...process.env, ...this.o.agentEnv?.(region) },
       stdio: ['ignore', log, log],
       detached: this.o.detached ?? false,
     });
