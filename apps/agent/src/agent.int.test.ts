@@ -3,10 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import { pino } from 'pino';
 import { cutLink, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
-import { compareLsn, errorCode } from '@regionsync/protocol';
-import { APPLIED_MESSAGES_GC_SQL, loadTableInfo, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
+import { compareLsn, errorCode, type ChangeBody } from '@regionsync/protocol';
+import { Applier, APPLIED_MESSAGES_GC_SQL, loadTableInfo, originName, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
 
 const US = 'us-east-1';
 const EU = 'eu-west-1';
@@ -194,9 +195,42 @@ describe('agent on the real stack', () => {
       await expect(bad.run({ sql: 'select $1::int / 2 as v', args: ['8'] }, 'select 1/0')).rejects.toThrow(/division by zero/);
       const [r] = await new TxPipeline(db).run({ sql: 'select $1::int / 2 as v', args: ['8'] });
       expect(r!.rows[0].v).toBe(4);
+      // Two statements in one entry would shift every later result onto the wrong statement.
+      const multi = new TxPipeline(db);
+      multi.queue('begin; select 1');
+      await expect(multi.run('select 2 as v')).rejects.toThrow(/2 statements sent but 3 results came back/);
+      expect((await db.query<{ s: string }>('select pg_current_xact_id_if_assigned() is null and now() = statement_timestamp() as s')).rows[0]!.s).toBe(true);
     } finally {
       await db.end();
     }
+  });
+
+  // With an erasure policy the apply transaction begins with a LOCK. It used to travel in
+  // the same pipeline entry as BEGIN, which shifted the loads' results by one: the merge saw
+  // no local row and no version, and an older remote change overwrote a newer local write.
+  it('apply under the erasure share lock merges against local state: an older remote change loses to a newer local write', async () => {
+    const src = 'ap-south-1';
+    const id = '00000000-0000-4000-8000-0000000e1a5e';
+    await cluster.query(EU, 'select pg_replication_origin_create($1::text) where not exists (select 1 from pg_replication_origin where roname = $1::text)', [originName(src, 'agent_ops')]);
+    await cluster.query(EU, `insert into users (id, home_region, email, full_name, updated_at) values ($1, 'eu-west-1', 'local@example.test', 'local write', now())`, [id]);
+    const old = '000000000000001.000000';
+    const body = (lsn: string, fullName: string): ChangeBody => ({
+      sourceRegion: src, destination: EU, commitLsn: lsn, commitTime: '2020-01-01T00:00:00.000Z', xid: 1, hlc: old, vclock: { [src]: old }, chunk: { index: 0, last: true },
+      rows: [{ table: 'public.users', op: 'update', key: { id }, values: { id, home_region: 'eu-west-1', email: 'remote@example.test', full_name: fullName, updated_at: '2020-01-01 00:00:00+00' }, version: { hlc: old, region: src } }],
+    });
+    const applier = new Applier({ region: EU, connectionString: cluster.dbUrl(EU), tables: [{ name: 'public.users', strategy: 'row-lww', counterColumns: [] }], log: pino({ level: 'silent' }), shareLockTables: ['public.users'] });
+    try {
+      await withDb(EU, (db) => applier.init(db));
+      // A single-row transaction (generic plans allowed) and a batch of two (custom plans).
+      expect(await applier.applyBatch([body('0/10', 'older remote')])).toBe(1);
+      expect(await applier.applyBatch([body('0/20', 'older remote 2'), { ...body('0/30', 'older remote 3'), rows: [...body('0/30', 'x').rows, ...body('0/30', 'older remote 3').rows] }])).toBe(2);
+    } finally {
+      await applier.close();
+    }
+    const [row] = await cluster.query<{ full_name: string }>(EU, 'select full_name from users where id = $1', [id]);
+    expect(row?.full_name).toBe('local write');
+    const [v] = await cluster.query<{ region: string }>(EU, `select region from regionsync.row_versions where table_name = 'public.users' and pk = $1`, [id]);
+    expect(v?.region).toBe(EU);
   });
 
   // PostgreSQL switches a prepared statement to a generic plan after a few executions if

@@ -12,7 +12,10 @@
 // plans every execution: see Applier.session).
 import type pg from 'pg';
 
-/** A statement with `$1…$n` placeholders (cast in the text) and their SQL literal arguments. */
+/**
+ * A statement with `$1…$n` placeholders (cast in the text) and their SQL literal arguments.
+ * A Statement is exactly one SQL statement: results are matched to statements by position.
+ */
 export interface Prepared {
   sql: string;
   args: string[];
@@ -73,7 +76,15 @@ export class TxPipeline {
     // rollback): those texts are prepared again next time, under new names.
     const res = (await this.db.query(all.join(';\n'))) as pg.QueryResult | pg.QueryResult[];
     for (const [sql, name] of fresh) this.prepared.set(sql, name);
-    return Array.isArray(res) ? res : [res];
+    const list = Array.isArray(res) ? res : [res];
+    // Two statements in one queued string shift every later result onto the wrong
+    // statement: an apply would merge against another query's rows (no local rows, no
+    // versions) and overwrite newer local writes. Refuse rather than mis-map.
+    if (list.length !== all.length) {
+      await this.db.query('rollback').catch(() => undefined);
+      throw new Error(`TxPipeline: ${all.length} statements sent but ${list.length} results came back; queue exactly one SQL statement per entry`);
+    }
+    return list;
   }
 
   private render(st: Statement): string[] {
