@@ -65,9 +65,10 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4'];
 /**
  * Environment the agent runs with, as apps/agent/README.md tells operators to. glibc gives
  * each thread that allocates (V8's compiler and GC helpers among them) its own malloc arena,
- * and memory freed into an arena is rarely returned: two arenas lowered the applying
- * agent's peak RSS in the replication benchmark from 180-202 MB to 165-171 MB, with the
- * same throughput and latency. An operator's own setting wins.
+ * and memory freed into an arena is rarely returned: with two arenas the applying agent's
+ * peak RSS in the replication benchmark was 165-195 MB over 13 runs (median about 173),
+ * against 180-202 MB without, with the same throughput and latency. An operator's own
+ * setting wins.
  */
 export const AGENT_ENV: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '2' };
 
