@@ -221,9 +221,11 @@ describe('agent on the real stack', () => {
     const applier = new Applier({ region: EU, connectionString: cluster.dbUrl(EU), tables: [{ name: 'public.users', strategy: 'row-lww', counterColumns: [] }], log: pino({ level: 'silent' }), shareLockTables: ['public.users'] });
     try {
       await withDb(EU, (db) => applier.init(db));
-      // A single-row transaction (generic plans allowed) and a batch of two (custom plans).
+      // A single-row transaction (may run on cached generic plans) and one of 41 rows
+      // (above SMALL_TRANSACTION_ROWS: planned at every execution).
+      const many = (lsn: string, fullName: string, n: number): ChangeBody => ({ ...body(lsn, fullName), rows: Array.from({ length: n }, () => body(lsn, fullName).rows[0]!) });
       expect(await applier.applyBatch([body('0/10', 'older remote')])).toBe(1);
-      expect(await applier.applyBatch([body('0/20', 'older remote 2'), { ...body('0/30', 'older remote 3'), rows: [...body('0/30', 'x').rows, ...body('0/30', 'older remote 3').rows] }])).toBe(2);
+      expect(await applier.applyBatch([body('0/20', 'older remote 2'), many('0/30', 'older remote 3', 40)])).toBe(2);
     } finally {
       await applier.close();
     }
