@@ -79,6 +79,44 @@ describe('TransactionAssembler', () => {
     expect(JSON.stringify(tx!.rows)).not.toContain('gone@x');
   });
 
+  it('versions the new keys of an INSERT statement with its stamp and skips the versions recorded after it', () => {
+    const products: PgRelation = { schema: 'public', name: 'products', columns: [{ name: 'id' }, { name: 'stock' }], keyColumns: ['id'] };
+    const a = new TransactionAssembler('us-east-1', new Set(['public.users', 'public.products']), 1000);
+    const st = (table: string, hlc: string, counterColumns: string[] = []): PgMessage => ({
+      tag: 'message', prefix: 'regionsync-stamp', transactional: true,
+      content: Buffer.from(JSON.stringify({ table, hlc, region: 'us-east-1', seen: { 'eu-west-1': '000000000000090.000000' }, counterColumns })),
+    });
+    const S = '000000000000100.000000';
+    const msgs: PgMessage[] = [
+      begin(),
+      st('public.users', S),
+      ins('1', 'a@x'),
+      // A re-inserted key (tombstone): stamped per row, before its row, above the statement.
+      stamp('2', '000000000000100.000001'),
+      ins('2', 'b@x'),
+      // The AFTER STATEMENT trigger's records: skipped (same stamp), not left pending.
+      stamp('1', S, { seen: '{}' }),
+      st('public.products', S, ['stock']),
+      { tag: 'insert', relation: products, new: { id: '7', stock: '5' } },
+      { tag: 'insert', relation: products, new: { id: '8', stock: null } },
+      commit(),
+    ];
+    let tx;
+    for (const m of msgs) tx = a.push(m) ?? tx;
+    expect(tx!.rows.map((r) => [r.key, r.version.hlc])).toEqual([[{ id: '1' }, S], [{ id: '2' }, '000000000000100.000001'], [{ id: '7' }, S], [{ id: '8' }, S]]);
+    expect(tx!.rows[2]!.counters).toEqual({ stock: { region: 'us-east-1', total: '5' } });
+    expect(tx!.rows[3]!.counters).toEqual({ stock: { region: 'us-east-1', total: '0' } });
+    expect(tx!.rows[0]!.counters).toBeUndefined();
+    expect(tx!.vclock).toEqual({ 'eu-west-1': '000000000000090.000000', 'us-east-1': '000000000000100.000001' });
+  });
+
+  it('ignores statement stamps of transactions applied by a regionsync origin and malformed ones', () => {
+    const bad: PgMessage = { tag: 'message', prefix: 'regionsync-stamp', content: Buffer.from('not json') };
+    const { tx } = run([begin(), bad, ins('1', 'a@x'), commit()]);
+    // No stamp at all: versioned by the commit, so nothing is dropped.
+    expect(tx.rows[0]!.version).toEqual({ hlc: '000000000000000.000000', region: 'us-east-1' });
+  });
+
   it('parses text[] literals', () => {
     expect(parsePgTextArray('{}')).toEqual([]);
     expect(parsePgTextArray('{email,full_name}')).toEqual(['email', 'full_name']);

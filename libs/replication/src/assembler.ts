@@ -5,6 +5,17 @@
 import type { RowChange, VectorClock } from '@regionsync/protocol';
 import { META_SCHEMA, PK_SEPARATOR, isRegionsyncOrigin, type TableName } from './sql-names.js';
 
+/** Prefix of the transactional logical message carrying an INSERT statement's stamp (setup.ts). */
+export const STATEMENT_STAMP_PREFIX = 'regionsync-stamp';
+
+/** An INSERT statement's stamp: the version of every new key the statement inserts. */
+interface StatementStamp {
+  hlc: string;
+  region: string;
+  seen: VectorClock | null;
+  counterColumns: string[];
+}
+
 export interface PgColumn {
   name: string;
   typeOid?: number;
@@ -27,7 +38,7 @@ export type PgMessage =
   | { tag: 'update'; relation: PgRelation; key: Record<string, string | null | undefined> | null; old: Record<string, string | null | undefined> | null; new: Record<string, string | null | undefined> }
   | { tag: 'delete'; relation: PgRelation; key: Record<string, string | null | undefined> | null; old: Record<string, string | null | undefined> | null }
   | { tag: 'truncate'; relations: PgRelation[] }
-  | { tag: 'message'; prefix: string }
+  | { tag: 'message'; prefix: string; content?: Uint8Array; transactional?: boolean }
   | { tag: 'type' };
 
 export interface StampedVersion {
@@ -80,6 +91,7 @@ export class TransactionAssembler {
     origin?: string;
     rows: Map<string, RowChange>;
     pending: Map<string, StampedVersion>;
+    statementStamps: Map<TableName, StatementStamp>;
     tables: Set<TableName>;
     vclock: VectorClock;
     maxHlc: string;
@@ -115,7 +127,7 @@ export class TransactionAssembler {
   push(msg: PgMessage): AssembledTransaction | undefined {
     switch (msg.tag) {
       case 'begin':
-        this.current = { begin: { commitLsn: msg.commitLsn ?? '0/0', xid: msg.xid }, rows: new Map(), pending: new Map(), tables: new Set(), vclock: {}, maxHlc: '', chunkIndex: 0, truncated: [], schemas: {} };
+        this.current = { begin: { commitLsn: msg.commitLsn ?? '0/0', xid: msg.xid }, rows: new Map(), pending: new Map(), statementStamps: new Map(), tables: new Set(), vclock: {}, maxHlc: '', chunkIndex: 0, truncated: [], schemas: {} };
         return undefined;
       case 'origin':
         if (this.current) this.current.origin = msg.originName;
@@ -124,6 +136,9 @@ export class TransactionAssembler {
       case 'update':
       case 'delete':
         this.row(msg);
+        return undefined;
+      case 'message':
+        if (msg.prefix === STATEMENT_STAMP_PREFIX && this.current && !isRegionsyncOrigin(this.current.origin)) this.statementStamp(msg.content);
         return undefined;
       case 'truncate':
         if (this.current) for (const r of msg.relations) this.current.truncated.push(`${r.schema}.${r.name}`);
@@ -152,6 +167,21 @@ export class TransactionAssembler {
     }
   }
 
+  private statementStamp(content: Uint8Array | undefined): void {
+    if (!content) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'));
+    } catch {
+      return;
+    }
+    const o = v as Partial<Record<'table' | 'hlc' | 'region', unknown>> & { seen?: unknown; counterColumns?: unknown };
+    if (typeof o.table !== 'string' || typeof o.hlc !== 'string' || typeof o.region !== 'string') return;
+    const seen = o.seen && typeof o.seen === 'object' ? (o.seen as VectorClock) : null;
+    const counterColumns = Array.isArray(o.counterColumns) ? o.counterColumns.filter((x): x is string => typeof x === 'string') : [];
+    this.current!.statementStamps.set(o.table, { hlc: o.hlc, region: o.region, seen, counterColumns });
+  }
+
   private row(msg: Extract<PgMessage, { tag: 'insert' | 'update' | 'delete' }>): void {
     const c = this.current;
     if (!c || isRegionsyncOrigin(c.origin)) return;
@@ -165,6 +195,10 @@ export class TransactionAssembler {
       }
       const t = msg.new;
       if (!t) return;
+      // The AFTER STATEMENT trigger's records of new keys: their rows already went out
+      // under the statement's stamp (per-row stamps after it are always above it).
+      const st = msg.tag === 'insert' ? c.statementStamps.get(String(t.table_name)) : undefined;
+      if (st && t.hlc === st.hlc && t.region === st.region && t.deleted === 'f') return;
       c.pending.set(`${t.table_name}${PK_SEPARATOR}${t.pk}`, {
         hlc: String(t.hlc),
         region: String(t.region),
@@ -181,7 +215,7 @@ export class TransactionAssembler {
     const key: Record<string, string | null> = {};
     for (const k of keyCols) key[k] = toText(source[k]);
     const pk = keyCols.map((k) => key[k] ?? '').join(PK_SEPARATOR);
-    const stamp = c.pending.get(`${table}${PK_SEPARATOR}${pk}`);
+    const stamp = c.pending.get(`${table}${PK_SEPARATOR}${pk}`) ?? (msg.tag === 'insert' ? statementVersion(c.statementStamps.get(table), msg.new) : undefined);
     c.pending.delete(`${table}${PK_SEPARATOR}${pk}`);
     // A row without a stamp was written while the trigger was missing (e.g. before setup);
     // it still travels, versioned by this commit, so nothing is silently dropped.
@@ -231,6 +265,14 @@ export class TransactionAssembler {
       c.chunkIndex += 1;
     }
   }
+}
+
+/** A new key's version under its statement's stamp: counters contribute the inserted values. */
+function statementVersion(st: StatementStamp | undefined, values: Record<string, string | null | undefined>): StampedVersion | undefined {
+  if (!st) return undefined;
+  let counters: StampedVersion['counters'] = null;
+  for (const col of st.counterColumns) (counters ??= {})[col] = { [st.region]: { total: values[col] ?? '0' } };
+  return { hlc: st.hlc, region: st.region, counters, seen: st.seen, redacted: null };
 }
 
 const OLD_VALUES = new WeakMap<RowChange, Record<string, string | null>>();
