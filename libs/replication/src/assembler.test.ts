@@ -9,6 +9,11 @@ const commit = (lsn = '0/100'): PgMessage => ({ tag: 'commit', commitLsn: lsn, c
 const stamp = (pk: string, hlc: string, extra: Record<string, string | null> = {}): PgMessage => ({
   tag: 'insert', relation: versions, new: { table_name: 'public.users', pk, hlc, region: 'us-east-1', deleted: 'f', counters: null, seen: null, redacted: null, ...extra },
 });
+// The per-row stamp trigger's message, just before its row.
+const version = (pk: string, hlc: string, extra: Record<string, unknown> = {}): PgMessage => ({
+  tag: 'message', prefix: 'regionsync-version', transactional: true,
+  content: Buffer.from(JSON.stringify({ table: 'public.users', pk, hlc, region: 'us-east-1', deleted: false, counters: null, seen: null, redacted: null, ...extra })),
+});
 const ins = (id: string, email: string | undefined, bio: string | null = 'b'): PgMessage => ({ tag: 'insert', relation: users, new: { id, email, bio } });
 
 function run(msgs: PgMessage[], chunkRows = 1000) {
@@ -79,6 +84,21 @@ describe('TransactionAssembler', () => {
     expect(JSON.stringify(tx!.rows)).not.toContain('gone@x');
   });
 
+  it('takes a row\'s version from the stamp trigger\'s message before it (redacted columns, counters, seen)', () => {
+    const { tx } = run([
+      begin(),
+      version('1', '000000000000100.000003', { redacted: ['email'], seen: { 'eu-west-1': '000000000000099.000000' } }),
+      { tag: 'update', relation: users, key: null, old: null, new: { id: '1', email: 'blank', bio: 'b' } },
+      version('2', '000000000000100.000004', { deleted: true }),
+      { tag: 'delete', relation: users, key: { id: '2' }, old: null },
+      commit(),
+    ]);
+    expect(tx.rows.map((r) => [r.op, r.version.hlc])).toEqual([['update', '000000000000100.000003'], ['delete', '000000000000100.000004']]);
+    expect(tx.rows[0]!.values).toEqual({ id: '1', bio: 'b' });
+    expect(tx.rows[0]!.unchangedToast).toEqual(['email']);
+    expect(tx.vclock).toEqual({ 'eu-west-1': '000000000000099.000000', 'us-east-1': '000000000000100.000004' });
+  });
+
   it('versions the new keys of an INSERT statement with its stamp and skips the versions recorded after it', () => {
     const products: PgRelation = { schema: 'public', name: 'products', columns: [{ name: 'id' }, { name: 'stock' }], keyColumns: ['id'] };
     const a = new TransactionAssembler('us-east-1', new Set(['public.users', 'public.products']), 1000);
@@ -92,10 +112,8 @@ describe('TransactionAssembler', () => {
       st('public.users', S),
       ins('1', 'a@x'),
       // A re-inserted key (tombstone): stamped per row, before its row, above the statement.
-      stamp('2', '000000000000100.000001'),
+      version('2', '000000000000100.000001'),
       ins('2', 'b@x'),
-      // The AFTER STATEMENT trigger's records: skipped (same stamp), not left pending.
-      stamp('1', S, { seen: '{}' }),
       st('public.products', S, ['stock']),
       { tag: 'insert', relation: products, new: { id: '7', stock: '5' } },
       { tag: 'insert', relation: products, new: { id: '8', stock: null } },

@@ -7,6 +7,8 @@ import { META_SCHEMA, PK_SEPARATOR, isRegionsyncOrigin, type TableName } from '.
 
 /** Prefix of the transactional logical message carrying an INSERT statement's stamp (setup.ts). */
 export const STATEMENT_STAMP_PREFIX = 'regionsync-stamp';
+/** Prefix of the transactional logical message carrying one row's version, just before the row. */
+export const ROW_VERSION_PREFIX = 'regionsync-version';
 
 /** An INSERT statement's stamp: the version of every new key the statement inserts. */
 interface StatementStamp {
@@ -138,7 +140,9 @@ export class TransactionAssembler {
         this.row(msg);
         return undefined;
       case 'message':
-        if (msg.prefix === STATEMENT_STAMP_PREFIX && this.current && !isRegionsyncOrigin(this.current.origin)) this.statementStamp(msg.content);
+        if (!this.current || isRegionsyncOrigin(this.current.origin)) return undefined;
+        if (msg.prefix === ROW_VERSION_PREFIX) this.rowVersion(msg.content);
+        else if (msg.prefix === STATEMENT_STAMP_PREFIX) this.statementStamp(msg.content);
         return undefined;
       case 'truncate':
         if (this.current) for (const r of msg.relations) this.current.truncated.push(`${r.schema}.${r.name}`);
@@ -167,16 +171,21 @@ export class TransactionAssembler {
     }
   }
 
+  private rowVersion(content: Uint8Array | undefined): void {
+    const o = parseJsonObject(content);
+    if (!o || typeof o.table !== 'string' || typeof o.pk !== 'string' || typeof o.hlc !== 'string' || typeof o.region !== 'string') return;
+    this.current!.pending.set(`${o.table}${PK_SEPARATOR}${o.pk}`, {
+      hlc: o.hlc,
+      region: o.region,
+      counters: o.counters && typeof o.counters === 'object' ? (o.counters as StampedVersion['counters']) : null,
+      seen: o.seen && typeof o.seen === 'object' ? (o.seen as VectorClock) : null,
+      redacted: Array.isArray(o.redacted) ? o.redacted.filter((x): x is string => typeof x === 'string') : null,
+    });
+  }
+
   private statementStamp(content: Uint8Array | undefined): void {
-    if (!content) return;
-    let v: unknown;
-    try {
-      v = JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'));
-    } catch {
-      return;
-    }
-    const o = v as Partial<Record<'table' | 'hlc' | 'region', unknown>> & { seen?: unknown; counterColumns?: unknown };
-    if (typeof o.table !== 'string' || typeof o.hlc !== 'string' || typeof o.region !== 'string') return;
+    const o = parseJsonObject(content);
+    if (!o || typeof o.table !== 'string' || typeof o.hlc !== 'string' || typeof o.region !== 'string') return;
     const seen = o.seen && typeof o.seen === 'object' ? (o.seen as VectorClock) : null;
     const counterColumns = Array.isArray(o.counterColumns) ? o.counterColumns.filter((x): x is string => typeof x === 'string') : [];
     this.current!.statementStamps.set(o.table, { hlc: o.hlc, region: o.region, seen, counterColumns });
@@ -186,6 +195,8 @@ export class TransactionAssembler {
     const c = this.current;
     if (!c || isRegionsyncOrigin(c.origin)) return;
     const table = `${msg.relation.schema}.${msg.relation.name}`;
+    // WAL written while row_versions was still published (before an upgrade) carries the
+    // versions as records of that table, just before their rows.
     if (table === `${META_SCHEMA}.row_versions`) {
       if (msg.tag === 'delete') {
         // Only the stamp trigger's placeholder is ever deleted: no version to carry.
@@ -195,10 +206,6 @@ export class TransactionAssembler {
       }
       const t = msg.new;
       if (!t) return;
-      // The AFTER STATEMENT trigger's records of new keys: their rows already went out
-      // under the statement's stamp (per-row stamps after it are always above it).
-      const st = msg.tag === 'insert' ? c.statementStamps.get(String(t.table_name)) : undefined;
-      if (st && t.hlc === st.hlc && t.region === st.region && t.deleted === 'f') return;
       c.pending.set(`${t.table_name}${PK_SEPARATOR}${t.pk}`, {
         hlc: String(t.hlc),
         region: String(t.region),
@@ -264,6 +271,16 @@ export class TransactionAssembler {
       c.rows.clear();
       c.chunkIndex += 1;
     }
+  }
+}
+
+function parseJsonObject(content: Uint8Array | undefined): Record<string, unknown> | undefined {
+  if (!content) return undefined;
+  try {
+    const v: unknown = JSON.parse(Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('utf8'));
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { RegionsyncError } from '@regionsync/protocol';
-import { STATEMENT_STAMP_PREFIX } from './assembler.js';
+import { ROW_VERSION_PREFIX, STATEMENT_STAMP_PREFIX } from './assembler.js';
 import { loadTableInfo, type TableInfo } from './table-info.js';
 import { META_SCHEMA, PUBLICATION, originName, quoteIdent, quoteLiteral, quoteTable, slotName, type TableName } from './sql-names.js';
 
@@ -117,10 +117,12 @@ export function statementStampSetting(table: TableName): string {
  *   A BEFORE STATEMENT trigger takes one stamp and sends it as a transactional logical
  *   message, so in the WAL it precedes the statement's rows and capture versions each row
  *   as it arrives; an AFTER STATEMENT trigger writes the same versions set-based from the
- *   transition table (capture recognises and skips those records: local bookkeeping).
+ *   transition table.
  * - UPDATE, DELETE and the INSERT of a key that has a version (a tombstone, or a row
- *   written before its version was recorded) keep the per-row trigger: a BEFORE trigger,
- *   so the version reaches the WAL just before its row, stamped above the statement's.
+ *   written before its version was recorded) keep the per-row trigger: a BEFORE trigger
+ *   that records the version and sends it as a logical message, so it reaches the WAL
+ *   just before its row, stamped above the statement's.
+ * row_versions is not published: capture learns every version from these messages.
  */
 function stampTriggerDdl(t: TableInfo, cfg: TableConfig): string {
   const fn = `${META_SCHEMA}.${quoteIdent(`stamp_${t.name.replace(/\W/g, '_')}`)}`;
@@ -153,6 +155,10 @@ function stampTriggerDdl(t: TableInfo, cfg: TableConfig): string {
   end if;`;
   const tbl = quoteLiteral(t.name);
   const setting = quoteLiteral(statementStampSetting(t.name));
+  // The version travels to capture as a transactional logical message just before its row
+  // (row_versions itself is not published: most versions are local bookkeeping).
+  const versionMessage = (counters: string, redacted: string, deleted: string) => `
+    perform pg_logical_emit_message(true, '${ROW_VERSION_PREFIX}', jsonb_build_object('table', ${tbl}, 'pk', v_pk, 'hlc', v_hlc, 'region', v_region, 'deleted', ${deleted}, 'counters', ${counters}, 'seen', v_seen, 'redacted', to_jsonb(${redacted}))::text);`;
   const sameKey = t.keyColumns.map((k) => `x.${quoteIdent(k)} = NEW.${quoteIdent(k)}`).join(' and ');
   return `
 create or replace function ${fn}() returns trigger language plpgsql as $$
@@ -204,7 +210,9 @@ begin
       if v_placed > 0 then delete from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk; end if;
       return NEW;
     end if;
-    if v_placed > 0 then return NEW; end if;
+    if v_placed > 0 then${versionMessage("nullif(v_counters, '{}'::jsonb)", 'null::text[]', 'false')}
+      return NEW;
+    end if;
     -- A tombstone: the key comes back, stamped above it.
   end if;
   select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk for update;${nextHlc("greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''))")}
@@ -217,7 +225,7 @@ begin
   insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
   values (${tbl}, v_pk, v_hlc, v_region, TG_OP = 'DELETE', null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen, v_old.redacted)
   on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
-    column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted;
+    column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted;${versionMessage("nullif(v_counters, '{}'::jsonb)", 'v_old.redacted', "TG_OP = 'DELETE'")}
   if TG_OP = 'DELETE' then return OLD; end if;
   return NEW;
 end $$;
@@ -319,7 +327,10 @@ export async function setupDatabase(db: pg.ClientBase, opts: SetupOptions): Prom
     await db.query(META_DDL);
     await db.query(`insert into ${META_SCHEMA}.settings (id, region) values (1, $1) on conflict (id) do update set region = excluded.region`, [opts.region]);
     for (const [i, t] of opts.tables.entries()) await db.query(stampTriggerDdl(infos[i]!, t));
-    const tableList = [...infos.map((t) => quoteTable(t.name)), `${META_SCHEMA}.row_versions`].join(', ');
+    // Versions reach capture as logical messages from the stamp triggers, not as
+    // row_versions changes: publishing that table made both walsenders decode, and capture
+    // parse, a version record for every row written, local or applied.
+    const tableList = infos.map((t) => quoteTable(t.name)).join(', ');
     const pub = await db.query('select 1 from pg_publication where pubname = $1', [PUBLICATION]);
     await db.query(pub.rowCount === 0 ? `create publication ${PUBLICATION} for table ${tableList}` : `alter publication ${PUBLICATION} set table ${tableList}`);
     for (const source of opts.regions) {
