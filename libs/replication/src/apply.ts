@@ -284,10 +284,11 @@ export class Applier {
         return todo.length;
       } catch (err) {
         await db.query('rollback').catch(() => undefined);
-        // A local write committed under our feet (serialization failure) or a deadlock with
-        // the stamp trigger: retry at once on the same session, it is not a broken connection.
+        // A local write committed under our feet (serialization failure, or a unique violation
+        // of a key the snapshot did not have) or a deadlock with the stamp trigger: retry at
+        // once on the same session, it is not a broken connection.
         const code = (err as { code?: string }).code;
-        if ((code === '40001' || code === '40P01') && attempt < 20) {
+        if ((code === '40001' || code === '40P01' || code === '23505') && attempt < 20) {
           this.o.metrics?.applyRetries.inc({ source });
           continue;
         }
@@ -451,7 +452,7 @@ export class Applier {
           vclocks.push(body.vclock);
         }
       }
-      if (rows.length > 0) changed += await applyTable(tx, t.sql, t.strategy, rows, vclocks, this.o);
+      if (rows.length > 0) changed += await applyTable(tx, t.sql, t.strategy, rows, vclocks, { ...this.o, insertAbsent: true });
     }
     return changed;
   }

@@ -85,8 +85,11 @@ export class TableSql {
     return { current, versions: new Map((versions.rows as StoredVersion[]).map((r) => [r.pk, r])) };
   }
 
-  /** Upserts of rows, one statement per column set (columns missing from a row are left untouched). */
-  upsertStatements(rows: Values[]): Prepared[] {
+  /**
+   * Upserts of rows, one statement per column set (columns missing from a row are left
+   * untouched); plain inserts with `absent` (keys known not to exist).
+   */
+  upsertStatements(rows: Values[], absent = false): Prepared[] {
     const groups = new Map<string, Values[]>();
     for (const r of rows) {
       const sig = Object.keys(r).sort().join(',');
@@ -94,19 +97,21 @@ export class TableSql {
       if (g) g.push(r);
       else groups.set(sig, [r]);
     }
-    return [...groups].map(([sig, group]) => ({ sql: this.upsertSqlFor(sig), args: [sqlJson(group.map((r) => this.toRecord(r)))] }));
+    return [...groups].map(([sig, group]) => ({ sql: this.upsertSqlFor(sig, absent), args: [sqlJson(group.map((r) => this.toRecord(r)))] }));
   }
 
-  private upsertSqlFor(sig: string): string {
-    let sql = this.upsertSql.get(sig);
+  private upsertSqlFor(sig: string, absent: boolean): string {
+    const cacheKey = absent ? `+${sig}` : sig;
+    let sql = this.upsertSql.get(cacheKey);
     if (sql === undefined) {
       const known = new Set(this.info.columns.map((c) => c.name));
       const cols = sig.split(',').filter((c) => known.has(c));
       const list = cols.map(quoteIdent).join(', ');
       const updates = cols.filter((c) => !this.info.keyColumns.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
       const conflict = updates.length > 0 ? `do update set ${updates.join(', ')}` : 'do nothing';
-      sql = `insert into ${quoteTable(this.info.name)} (${list}) select ${list} from jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb) on conflict (${this.info.keyColumns.map(quoteIdent).join(', ')}) ${conflict}`;
-      this.upsertSql.set(sig, sql);
+      sql = `insert into ${quoteTable(this.info.name)} (${list}) select ${list} from jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb)`;
+      if (!absent) sql += ` on conflict (${this.info.keyColumns.map(quoteIdent).join(', ')}) ${conflict}`;
+      this.upsertSql.set(cacheKey, sql);
     }
     return sql;
   }
@@ -117,11 +122,15 @@ export class TableSql {
   }
 }
 
-export function saveVersionsStatement(table: string, rows: StoredVersion[]): Prepared | undefined {
+/** Writes versions: an upsert, or with `absent` a plain insert (keys known to have none). */
+export function saveVersionsStatement(table: string, rows: StoredVersion[], absent = false): Prepared | undefined {
   if (rows.length === 0) return undefined;
+  const insert = `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
+     select ${quoteLiteral(table)}, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, $1::jsonb)`;
   return {
-    sql: `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
-     select ${quoteLiteral(table)}, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, $1::jsonb)
+    sql: absent
+      ? insert
+      : `${insert}
      on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
        column_versions = excluded.column_versions, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted`,
     args: [sqlJson(rows)],
