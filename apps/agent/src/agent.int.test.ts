@@ -105,6 +105,46 @@ describe('agent on the real stack', () => {
     for (const r of [US, EU]) expect(readFileSync(cluster.agents.get(r)!.logPath, 'utf8')).not.toContain(canary);
   });
 
+  it('stamps inserts per statement, a re-inserted key per row above it, and both regions agree on every version', async () => {
+    type V = { pk: string; hlc: string; region: string; deleted: boolean; counters: Record<string, Record<string, { total: string }>> | null };
+    const versionsOf = (region: string) =>
+      cluster.query<V>(region, `select pk, hlc, region, deleted, counters from regionsync.row_versions where table_name = 'public.products' and pk in ('910001','910002','910003','910004','910010') order by pk`);
+    // A row written while no trigger fires has no version: an INSERT ... ON CONFLICT DO NOTHING
+    // of its key writes nothing, so it must not leave a version behind either.
+    await withDb(US, async (db) => {
+      await db.query(`set session_replication_role = replica`);
+      await db.query(`insert into products values (910010, 'before regionsync', 1, 1, now())`);
+    });
+    await withDb(US, async (db) => {
+      await db.query('begin');
+      await db.query(`insert into products (id, name, price_cents, stock, updated_at) values (910001, 'a', 1, 5, now()), (910002, 'b', 1, 0, now()), (910003, 'c', 1, 7, now())`);
+      await db.query(`delete from products where id = 910003`);
+      // 910003 now has a tombstone: stamped per row, above this statement's stamp (910004's).
+      await db.query(`insert into products (id, name, price_cents, stock, updated_at) values (910004, 'd', 1, 2, now()), (910003, 'c again', 1, 3, now())`);
+      await db.query(`insert into products values (910010, 'ignored', 1, 1, now()) on conflict do nothing`);
+      await db.query('commit');
+    });
+    const us = await versionsOf(US);
+    expect(us.map((v) => v.pk)).toEqual(['910001', '910002', '910003', '910004']);
+    const [a, b, c, d] = us as [V, V, V, V];
+    expect(a.hlc).toBe(b.hlc);
+    expect(d.hlc > a.hlc).toBe(true);
+    expect(c.hlc > d.hlc).toBe(true);
+    expect(c.deleted).toBe(false);
+    expect(a.counters?.stock?.[US]?.total).toBe('5');
+    expect(b.counters?.stock?.[US]?.total).toBe('0');
+    await waitUntil('the four products in eu-west-1', async () => (await cluster.query(EU, 'select 1 from products where id between 910001 and 910004')).length === 4, 30_000);
+    // Capture sent each row with the version recorded at home (the statement's stamp for new keys).
+    // (910010 did travel, unstamped, when it was written: eu-west-1 holds a version for it.)
+    const eu = (await versionsOf(EU)).filter((v) => v.pk !== '910010');
+    expect(eu.map((v) => [v.pk, v.hlc, v.region, v.deleted])).toEqual(us.map((v) => [v.pk, v.hlc, v.region, v.deleted]));
+    expect(eu.map((v) => v.counters)).toEqual(us.map((v) => v.counters));
+    // (910003's stock is left out: a re-inserted counter row adds to its old contribution.)
+    expect(await cluster.query(EU, `select id::int, name, case when id = 910003 then null else stock::int end as stock from products where id between 910001 and 910004 order by id`)).toEqual([
+      { id: 910001, name: 'a', stock: 5 }, { id: 910002, name: 'b', stock: 0 }, { id: 910003, name: 'c again', stock: null }, { id: 910004, name: 'd', stock: 2 },
+    ]);
+  });
+
   it('applies each source transaction once: origin progress makes redelivery a no-op', async () => {
     // Every write apply makes to this row in eu-west-1 is counted by a trigger: a change
     // applied twice would show up as an extra write.
