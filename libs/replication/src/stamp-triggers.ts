@@ -40,6 +40,9 @@ const nextHlc = (floor: string) => `
     end if;
   end if;`;
 
+// The variables nextHlc and the message sends use, declared by both trigger functions.
+const CLOCK_VARIABLES = 'v_floor text; v_wall bigint; v_fw bigint; v_fl int; v_lsn pg_lsn;';
+
 /**
  * Every local write gets its version: an HLC above both the row's previous version and
  * everything this region has applied (so a write made after seeing another one always
@@ -98,11 +101,7 @@ declare
   v_region text;
   v_hlc text;
   v_stamp text;
-  v_floor text;
-  v_wall bigint;
-  v_fw bigint;
-  v_fl int;
-  v_lsn pg_lsn;
+  ${CLOCK_VARIABLES}
 begin
   if pg_replication_origin_session_is_setup() then return null; end if;
   select c.max_hlc, c.vclock, s.region into v_max, v_seen, v_region
@@ -128,11 +127,7 @@ declare
   v_counters jsonb;
   v_deleted_at jsonb;
   v_placed int := 0;
-  v_floor text;
-  v_wall bigint;
-  v_fw bigint;
-  v_fl int;
-  v_lsn pg_lsn;
+  ${CLOCK_VARIABLES}
 begin
   if pg_replication_origin_session_is_setup() then
     if TG_OP = 'DELETE' then return OLD; end if;
