@@ -16,6 +16,7 @@ interface StatementStamp {
   region: string;
   seen: VectorClock | null;
   counterColumns: string[];
+  shared?: StampedVersion;
 }
 
 export interface PgColumn {
@@ -94,6 +95,7 @@ export class TransactionAssembler {
     rows: Map<string, RowChange>;
     pending: Map<string, StampedVersion>;
     statementStamps: Map<TableName, StatementStamp>;
+    seenMerged?: VectorClock;
     tables: Set<TableName>;
     vclock: VectorClock;
     maxHlc: string;
@@ -221,9 +223,11 @@ export class TransactionAssembler {
     const source = msg.tag === 'delete' ? msg.old ?? msg.key ?? {} : msg.new;
     const key: Record<string, string | null> = {};
     for (const k of keyCols) key[k] = toText(source[k]);
-    const pk = keyCols.map((k) => key[k] ?? '').join(PK_SEPARATOR);
-    const stamp = c.pending.get(`${table}${PK_SEPARATOR}${pk}`) ?? (msg.tag === 'insert' ? statementVersion(c.statementStamps.get(table), msg.new) : undefined);
-    c.pending.delete(`${table}${PK_SEPARATOR}${pk}`);
+    const pk = keyCols.length === 1 ? (key[keyCols[0]!] ?? '') : keyCols.map((k) => key[k] ?? '').join(PK_SEPARATOR);
+    const rowKey = `${table}${PK_SEPARATOR}${pk}`;
+    let stamp = c.pending.get(rowKey);
+    if (stamp) c.pending.delete(rowKey);
+    else if (msg.tag === 'insert') stamp = statementVersion(c.statementStamps.get(table), msg.new);
     // A row without a stamp was written while the trigger was missing (e.g. before setup);
     // it still travels, versioned by this commit, so nothing is silently dropped.
     const version = stamp ? { hlc: stamp.hlc, region: stamp.region } : { hlc: c.maxHlc || '000000000000000.000000', region: this.localRegion };
@@ -238,16 +242,16 @@ export class TransactionAssembler {
     }
     if (msg.tag !== 'delete') {
       const values: Record<string, string | null> = {};
-      const toast: string[] = [];
-      const held = new Set(stamp?.redacted ?? []);
+      let toast: string[] | undefined;
+      const held = stamp?.redacted?.length ? new Set(stamp.redacted) : undefined;
       for (const col of msg.relation.columns) {
         const v = msg.new[col.name];
         // Unchanged TOAST, or a value this region only holds redacted: the receiver keeps its own.
-        if (v === undefined || held.has(col.name)) toast.push(col.name);
+        if (v === undefined || held?.has(col.name)) (toast ??= []).push(col.name);
         else values[col.name] = v;
       }
       change.values = values;
-      if (toast.length > 0) change.unchangedToast = toast;
+      if (toast) change.unchangedToast = toast;
     }
     const mine = stamp?.counters;
     if (mine) {
@@ -258,12 +262,15 @@ export class TransactionAssembler {
       }
       if (Object.keys(counters).length > 0) change.counters = counters;
     }
-    if (stamp?.seen) for (const [r, h] of Object.entries(stamp.seen)) if (!c.vclock[r] || c.vclock[r]! < h) c.vclock[r] = h;
+    // The rows of one statement share their stamp's clock: merged once.
+    if (stamp?.seen && stamp.seen !== c.seenMerged) {
+      for (const [r, h] of Object.entries(stamp.seen)) if (!c.vclock[r] || c.vclock[r]! < h) c.vclock[r] = h;
+      c.seenMerged = stamp.seen;
+    }
     if (version.hlc > c.maxHlc) c.maxHlc = version.hlc;
     if (!c.vclock[this.localRegion] || c.vclock[this.localRegion]! < version.hlc) c.vclock[this.localRegion] = version.hlc;
     c.tables.add(table);
     c.schemas[table] ??= columnLayout(msg.relation);
-    const rowKey = `${table}${PK_SEPARATOR}${pk}`;
     c.rows.delete(rowKey); // re-insert so Map order follows the last write
     c.rows.set(rowKey, change);
     if (this.onChunk && c.rows.size >= this.chunkRows) {
@@ -287,6 +294,8 @@ function parseJsonObject(content: Uint8Array | undefined): Record<string, unknow
 /** A new key's version under its statement's stamp: counters contribute the inserted values. */
 function statementVersion(st: StatementStamp | undefined, values: Record<string, string | null | undefined>): StampedVersion | undefined {
   if (!st) return undefined;
+  // Without counters every row of the statement has the same version: one object for all.
+  if (st.counterColumns.length === 0) return (st.shared ??= { hlc: st.hlc, region: st.region, counters: null, seen: st.seen, redacted: null });
   let counters: StampedVersion['counters'] = null;
   for (const col of st.counterColumns) (counters ??= {})[col] = { [st.region]: { total: values[col] ?? '0' } };
   return { hlc: st.hlc, region: st.region, counters, seen: st.seen, redacted: null };
