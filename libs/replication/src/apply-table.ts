@@ -4,7 +4,7 @@
 import { detectConcurrent, mergeRow, resolveConflict, type RowState, type TableStrategy } from '@regionsync/conflict';
 import type { RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
-import { saveVersionsStatement, type StoredVersion, type TableSql } from './row-sql.js';
+import { saveVersionsStatements, type StoredVersion, type TableSql } from './row-sql.js';
 import { META_SCHEMA } from './sql-names.js';
 import { sqlJson, type TxPipeline } from './tx-pipeline.js';
 
@@ -65,10 +65,8 @@ export async function applyTable(tx: TxPipeline, sql: TableSql, strategy: TableS
   for (const ins of sql.upsertStatements(inserts, true)) tx.queue(ins);
   const saved = [...newVersions.values()];
   const fresh = o.insertAbsent ? saved.filter((v) => !versions.has(v.pk)) : [];
-  const save = saveVersionsStatement(sql.info.name, fresh.length > 0 ? saved.filter((v) => versions.has(v.pk)) : saved);
-  if (save) tx.queue(save);
-  const add = saveVersionsStatement(sql.info.name, fresh, true);
-  if (add) tx.queue(add);
+  for (const save of saveVersionsStatements(sql.info.name, fresh.length > 0 ? saved.filter((v) => versions.has(v.pk)) : saved)) tx.queue(save);
+  for (const add of saveVersionsStatements(sql.info.name, fresh, true)) tx.queue(add);
   if (conflicts.length > 0) {
     tx.queue(
       `insert into ${META_SCHEMA}.conflicts (table_name, pk, local_version, remote_version, winner, strategy) select c.table_name, c.pk, c.local_version, c.remote_version, c.winner, c.strategy from jsonb_to_recordset(${sqlJson(conflicts)}) as c(table_name text, pk text, local_version jsonb, remote_version jsonb, winner text, strategy text)`,

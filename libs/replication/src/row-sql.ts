@@ -122,8 +122,55 @@ export class TableSql {
   }
 }
 
-/** Writes versions: an upsert, or with `absent` a plain insert (keys known to have none). */
-export function saveVersionsStatement(table: string, rows: StoredVersion[], absent = false): Prepared | undefined {
+const isPlainVersion = (v: StoredVersion) => v.column_versions === null && v.counters === null && v.deleted_at === null && v.redacted === null;
+
+/**
+ * Writes versions: upserts, or with `absent` plain inserts (keys known to have none). Plain
+ * versions (HLC, region, deleted, seen: most of them) travel as arrays, the vector clocks
+ * they saw once each: parsing a jsonb record per row cost the apply backend about 3 us a row.
+ */
+export function saveVersionsStatements(table: string, rows: StoredVersion[], absent = false): Prepared[] {
+  const plain = rows.filter(isPlainVersion);
+  const other = plain.length === rows.length ? [] : rows.filter((v) => !isPlainVersion(v));
+  const out: Prepared[] = [];
+  if (plain.length > 0) out.push(plainVersionsStatement(table, plain, absent));
+  const rest = saveVersionsStatement(table, other, absent);
+  if (rest) out.push(rest);
+  return out;
+}
+
+function plainVersionsStatement(table: string, rows: StoredVersion[], absent: boolean): Prepared {
+  const seenIndex = new Map<object, number>();
+  const seens: object[] = [];
+  const index = rows.map((v) => {
+    if (!v.seen) return -1;
+    let i = seenIndex.get(v.seen);
+    if (i === undefined) {
+      i = seens.length;
+      seens.push(v.seen);
+      seenIndex.set(v.seen, i);
+    }
+    return i;
+  });
+  const upsert = ` on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
+       column_versions = null, counters = null, deleted_at = null, seen = excluded.seen, redacted = null`;
+  return {
+    sql: `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, seen)
+     select ${quoteLiteral(table)}, u.pk, u.hlc, u.region, u.deleted, case when u.s < 0 then null else $5::jsonb -> u.s end
+     from unnest($1::text[], $2::text[], $3::text[], $4::bool[], $6::int[]) as u(pk, hlc, region, deleted, s)${absent ? '' : upsert}`,
+    args: [
+      sqlTextArray(rows.map((v) => v.pk)),
+      sqlTextArray(rows.map((v) => v.hlc)),
+      sqlTextArray(rows.map((v) => v.region)),
+      `'{${rows.map((v) => (v.deleted ? 't' : 'f')).join(',')}}'::bool[]`,
+      sqlJson(seens),
+      `'{${index.join(',')}}'::int[]`,
+    ],
+  };
+}
+
+/** Versions as jsonb records: every field, for versions that carry more than plain ones. */
+function saveVersionsStatement(table: string, rows: StoredVersion[], absent = false): Prepared | undefined {
   if (rows.length === 0) return undefined;
   const insert = `insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
      select ${quoteLiteral(table)}, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted from jsonb_populate_recordset(null::${META_SCHEMA}.row_versions, $1::jsonb)`;
