@@ -37,8 +37,8 @@ create table if not exists ${META_SCHEMA}.settings (id int primary key default 1
 create table if not exists ${META_SCHEMA}.node_clock (id int primary key default 1 check (id = 1), max_hlc text not null default '', vclock jsonb not null default '{}');
 insert into ${META_SCHEMA}.node_clock (id) values (1) on conflict do nothing;
 -- Version of every replicated row (and tombstones of deleted ones). Written by the stamp
--- trigger for local writes and by apply for remote ones; part of the publication so the
--- versions travel in the same WAL stream as the rows.
+-- triggers for local writes and by apply for remote ones. Not published: capture learns
+-- local versions from the triggers' logical messages (stamp-triggers.ts).
 create table if not exists ${META_SCHEMA}.row_versions (
   table_name text not null,
   pk text not null,
