@@ -139,10 +139,29 @@ describe('agent on the real stack', () => {
     const eu = (await versionsOf(EU)).filter((v) => v.pk !== '910010');
     expect(eu.map((v) => [v.pk, v.hlc, v.region, v.deleted])).toEqual(us.map((v) => [v.pk, v.hlc, v.region, v.deleted]));
     expect(eu.map((v) => v.counters)).toEqual(us.map((v) => v.counters));
-    // (910003's stock is left out: a re-inserted counter row adds to its old contribution.)
-    expect(await cluster.query(EU, `select id::int, name, case when id = 910003 then null else stock::int end as stock from products where id between 910001 and 910004 order by id`)).toEqual([
-      { id: 910001, name: 'a', stock: 5 }, { id: 910002, name: 'b', stock: 0 }, { id: 910003, name: 'c again', stock: null }, { id: 910004, name: 'd', stock: 2 },
-    ]);
+    for (const r of [US, EU]) {
+      expect(await cluster.query(r, `select id::int, name, stock::int from products where id between 910001 and 910004 order by id`)).toEqual([
+        { id: 910001, name: 'a', stock: 5 }, { id: 910002, name: 'b', stock: 0 }, { id: 910003, name: 'c again', stock: 3 }, { id: 910004, name: 'd', stock: 2 },
+      ]);
+    }
+  });
+
+  it('a counter row deleted and inserted again holds the inserted value in every region, then counts on from it', async () => {
+    const stockIn = async (region: string) => (await cluster.query<{ s: string }>(region, 'select stock::text as s from products where id = 910020'))[0]?.s;
+    await cluster.query(US, `insert into products values (910020, 'counted', 1, 10, now())`);
+    await waitUntil('product in eu-west-1', async () => (await stockIn(EU)) === '10', 30_000);
+    // Both regions contribute before the delete: us-east-1 10, eu-west-1 4.
+    await cluster.query(EU, `update products set stock = stock + 4 where id = 910020`);
+    await waitUntil('eu-west-1 increment in us-east-1', async () => (await stockIn(US)) === '14', 30_000);
+    await cluster.query(US, `delete from products where id = 910020`);
+    await waitUntil('delete in eu-west-1', async () => (await stockIn(EU)) === undefined, 30_000);
+    await cluster.query(US, `insert into products values (910020, 'counted again', 1, 6, now())`);
+    await waitUntil('re-insert in eu-west-1', async () => (await stockIn(EU)) !== undefined, 30_000);
+    expect(await stockIn(EU)).toBe('6');
+    expect(await stockIn(US)).toBe('6');
+    await cluster.query(EU, `update products set stock = stock + 1 where id = 910020`);
+    await waitUntil('increment after the re-insert in us-east-1', async () => (await stockIn(US)) === '7', 30_000);
+    expect(await stockIn(EU)).toBe('7');
   });
 
   it('applies each source transaction once: origin progress makes redelivery a no-op', async () => {

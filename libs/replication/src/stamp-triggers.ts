@@ -71,12 +71,21 @@ export function stampTriggerDdl(t: TableInfo, cfg: StampTableConfig): string {
   const counterUpdates = cfg.counterColumns
     .map((c) => {
       const col = quoteIdent(c);
-      const delta = `(case when TG_OP = 'INSERT' then coalesce(NEW.${col}, 0) when TG_OP = 'UPDATE' then coalesce(NEW.${col}, 0) - coalesce(OLD.${col}, 0) else 0 end)`;
+      // An UPDATE adds its change to this region's contribution. An INSERT here re-creates
+      // a deleted key: its value is the inserted one in every region, so this region's
+      // contribution becomes whatever makes the sum of all contributions equal it (the
+      // tombstone keeps the old ones, and adding to them made the copies disagree).
       return `
     if v_counters -> ${quoteLiteral(c)} is null then v_counters := v_counters || jsonb_build_object(${quoteLiteral(c)}, '{}'::jsonb); end if;
-    if ${delta} <> 0 or (v_counters -> ${quoteLiteral(c)} -> v_region) is null then
+    if TG_OP = 'INSERT' then
+      select coalesce(sum((e.value ->> 'total')::numeric), 0) into v_sum from jsonb_each(v_counters -> ${quoteLiteral(c)}) e;
+      v_delta := coalesce(NEW.${col}, 0) - v_sum;
+    elsif TG_OP = 'UPDATE' then v_delta := coalesce(NEW.${col}, 0) - coalesce(OLD.${col}, 0);
+    else v_delta := 0;
+    end if;
+    if v_delta <> 0 or (v_counters -> ${quoteLiteral(c)} -> v_region) is null then
       v_counters := jsonb_set(v_counters, array[${quoteLiteral(c)}, v_region], jsonb_build_object(
-        'total', (coalesce((v_counters -> ${quoteLiteral(c)} -> v_region ->> 'total')::numeric, 0) + ${delta})::text,
+        'total', (coalesce((v_counters -> ${quoteLiteral(c)} -> v_region ->> 'total')::numeric, 0) + v_delta)::text,
         'version', jsonb_build_object('hlc', v_hlc, 'region', v_region)), true);
     end if;`;
     })
@@ -127,6 +136,8 @@ declare
   v_counters jsonb;
   v_deleted_at jsonb;
   v_placed int := 0;
+  v_sum numeric;
+  v_delta numeric;
   ${CLOCK_VARIABLES}
 begin
   if pg_replication_origin_session_is_setup() then
