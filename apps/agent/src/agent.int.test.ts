@@ -1,10 +1,11 @@
 // The agent as a process on the real stack: prerequisites, acknowledgement only after the
 // bus confirmed, health/metrics, drain on SIGTERM, no row values in logs, exactly-once apply.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { pino } from 'pino';
-import { cutLink, restoreLink } from '@regionsync/stack';
+import { cutLink, resolveLayout, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
 import { compareLsn, errorCode, type ChangeBody } from '@regionsync/protocol';
 import { Applier, APPLIED_MESSAGES_GC_SQL, loadTableInfo, originName, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
@@ -162,6 +163,33 @@ describe('agent on the real stack', () => {
     await cluster.query(EU, `update products set stock = stock + 1 where id = 910020`);
     await waitUntil('increment after the re-insert in us-east-1', async () => (await stockIn(US)) === '7', 30_000);
     expect(await stockIn(EU)).toBe('7');
+  });
+
+  it('applies an insert of a key this region already holds by merging, and keeps its values out of the PostgreSQL server log', async () => {
+    const canary = `pg-log-canary-${Date.now()}`;
+    const pgLog = join(resolveLayout().stateDir, 'logs', `postgres-${EU}.log`);
+    const fallbacks = async () => Number(/^regionsync_apply_new_key_fallbacks_total\{[^}]*source="us-east-1"[^}]*\} (\d+)/m.exec(await (await fetch(`${cluster.agents.get(EU)!.httpUrl}/metrics`)).text())?.[1] ?? 0);
+    const before = await fallbacks();
+    const logFrom = statSync(pgLog).size;
+    // A row eu-west-1 holds without a version and never sent (written under a regionsync
+    // origin: no stamp, no capture): us-east-1's insert of the same key is sent without
+    // loading first, fails on the key, and is applied again the usual way (load, merge:
+    // the unversioned row loses).
+    await withDb(EU, async (db) => {
+      const origin = originName('test-local-only', 'agent_ops');
+      await db.query(`select pg_replication_origin_create($1) where not exists (select 1 from pg_replication_origin where roname = $1)`, [origin]);
+      await db.query(`select pg_replication_origin_session_setup($1)`, [origin]);
+      await db.query(`insert into products values (910030, 'held in eu-west-1 only', 1, 1, now())`);
+    });
+    await cluster.query(US, `insert into products values (910030, $1, 1, 4, now())`, [canary]);
+    await waitUntil('the insert merged in eu-west-1', async () => (await cluster.query<{ name: string }>(EU, 'select name from products where id = 910030'))[0]?.name === canary, 30_000);
+    expect((await cluster.query<{ stock: number }>(EU, 'select stock::int from products where id = 910030'))[0]?.stock).toBe(4);
+    expect(await fallbacks()).toBe(before + 1);
+    // The failed statement carried the row as literals: PostgreSQL logged the error, not the
+    // statement's text (nor a DETAIL, which can quote a row).
+    const log = readFileSync(pgLog).subarray(logFrom).toString('utf8');
+    expect(log.includes('duplicate key value violates unique constraint "products_pkey"'), 'the failed insert is in the server log').toBe(true);
+    expect(log.includes(canary), 'a row value is in the server log').toBe(false);
   });
 
   it('applies each source transaction once: origin progress makes redelivery a no-op', async () => {

@@ -1,6 +1,7 @@
 // One table's rows of an apply round: load the local rows and versions, merge each change
 // (conflict rules of @regionsync/conflict), queue the merged writes. Pure SQL building and
 // merging around one TxPipeline round trip; the transaction itself belongs to the Applier.
+import type pg from 'pg';
 import { detectConcurrent, mergeRow, resolveConflict, type RowState, type TableStrategy } from '@regionsync/conflict';
 import type { RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
@@ -17,11 +18,13 @@ const HLC_ZERO = '000000000000000.000000';
 // they did not find is written with a plain INSERT (ON CONFLICT's speculative insertion cost
 // the apply backend about 4 us a row). A key committed by someone else since the snapshot
 // then fails the transaction with a unique violation, which the applier retries afresh.
-export async function applyTable(tx: TxPipeline, sql: TableSql, strategy: TableStrategy, rows: RowChange[], vclocks: Record<string, string>[], o: { region: string; metrics?: ReplicationMetrics; insertAbsent?: boolean }): Promise<number> {
+// o.assumeAbsent: skip the loads and merge as if no key had a row or a version here (with
+// insertAbsent, every write is then a plain INSERT, and a key that does exist fails the
+// transaction with a unique violation: the caller retries it with the loads).
+export async function applyTable(tx: TxPipeline, sql: TableSql, strategy: TableStrategy, rows: RowChange[], vclocks: Record<string, string>[], o: { region: string; metrics?: ReplicationMetrics; insertAbsent?: boolean; assumeAbsent?: boolean }): Promise<number> {
   const keys = rows.map((r) => r.key);
   const pks = keys.map((k) => sql.pkOf(k));
-  const [rowsRes, versionsRes] = await tx.run(...sql.loadStatements(keys, pks));
-  const { current, versions } = sql.parseLoad(rowsRes!, versionsRes!);
+  const { current, versions } = o.assumeAbsent ? { current: new Map<string, Record<string, string | null>>(), versions: new Map<string, StoredVersion>() } : sql.parseLoad(...(await tx.run(...sql.loadStatements(keys, pks))) as [pg.QueryResult, pg.QueryResult]);
   const upserts: Record<string, string | null>[] = [];
   const inserts: Record<string, string | null>[] = [];
   const deletes: Record<string, string | null>[] = [];

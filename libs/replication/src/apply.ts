@@ -188,6 +188,7 @@ export class Applier {
           // ruled out here: then a generic plan is the index plan too, and small
           // transactions use it (SMALL_TRANSACTION_ROWS) instead of planning each time.
           await client.query('set plan_cache_mode = force_custom_plan; set enable_seqscan = off; set enable_hashjoin = off; set enable_mergejoin = off');
+          await this.keepValuesOutOfServerLog(client);
           const r = await client.query<{ lsn: string | null }>('select pg_replication_origin_progress($1, true) as lsn', [originName(source, databaseOf(this.o.connectionString))]);
           return { client, progress: r.rows[0]?.lsn ?? undefined };
         } catch (err) {
@@ -199,6 +200,27 @@ export class Applier {
       this.sessions.set(source, s);
     }
     return s;
+  }
+
+  private serverLogWarned = false;
+
+  // Apply's statements carry row values as literals, and PostgreSQL logs the text of a
+  // statement that fails (a unique violation, a serialization failure or a deadlock with a
+  // local write happen in normal operation) and a DETAIL that can quote the row: values
+  // would pile up in the server log, out of reach of erasure. Both settings need superuser
+  // or a grant (PostgreSQL 15: GRANT SET ON PARAMETER); without it apply runs on, with one
+  // warning saying how to grant it.
+  private async keepValuesOutOfServerLog(client: pg.Client): Promise<void> {
+    try {
+      await client.query('set log_min_error_statement = panic; set log_error_verbosity = terse');
+    } catch (err) {
+      if (this.serverLogWarned) return;
+      this.serverLogWarned = true;
+      this.o.log.warn(
+        { err: errInfo(err), fix: 'GRANT SET ON PARAMETER log_min_error_statement, log_error_verbosity TO <agent role> (PostgreSQL 15+), or ALTER ROLE <agent role> SET log_min_error_statement = panic as a superuser' },
+        'apply cannot keep row values out of the PostgreSQL server log: a failed apply statement is logged with its text',
+      );
+    }
   }
 
   apply(body: ChangeBody): Promise<ApplyOutcome> {
@@ -278,12 +300,22 @@ export class Applier {
       // would grow without bound. The statement carries no row values, so neither does its error.
       await db.query(APPLIED_MESSAGES_GC_SQL).catch((err: unknown) => this.o.log.warn({ source, err: errInfo(err) }, 'applied_messages clean-up failed; retried after the next 5,000 messages'));
     }
+    // Inserts of keys new here (the common case for remote inserts) go without loading the
+    // local rows and versions: the whole transaction is one round trip instead of two. A key
+    // that does have a row or a version fails the plain INSERT with a unique violation, and
+    // the transaction is then applied the usual way (load, merge).
+    let assumeAbsent = insertsOfDistinctKeys(todo);
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.applyInTransaction(s, todo);
+        await this.applyInTransaction(s, todo, assumeAbsent);
         return todo.length;
       } catch (err) {
         await db.query('rollback').catch(() => undefined);
+        if (assumeAbsent && (err as { code?: string }).code === '23505') {
+          assumeAbsent = false;
+          this.o.metrics?.applyNewKeyFallbacks.inc({ source });
+          continue;
+        }
         // A local write committed under our feet (serialization failure, or a unique violation
         // of a key the snapshot did not have) or a deadlock with the stamp trigger: retry at
         // once on the same session, it is not a broken connection.
@@ -303,7 +335,7 @@ export class Applier {
     }
   }
 
-  private async applyInTransaction(s: SourceSession, bodies: ChangeBody[]): Promise<void> {
+  private async applyInTransaction(s: SourceSession, bodies: ChangeBody[], assumeAbsent: boolean): Promise<void> {
     const db = s.client;
     const source = bodies[0]!.sourceRegion;
     // Repeatable read: the merge reads rows and versions, then writes the merged state.
@@ -316,7 +348,7 @@ export class Applier {
     for (const b of bodies) rows += b.rows.length;
     for (const st of this.beginSql) tx.queue(st);
     if (rows <= SMALL_TRANSACTION_ROWS) tx.queue('set local plan_cache_mode = auto');
-    const changed = await this.applyRows(tx, bodies);
+    const changed = await this.applyRows(tx, bodies, assumeAbsent);
     // Only a last chunk records origin progress (the highest one here): a crash between
     // chunks re-applies the earlier ones, which the merge rules make harmless (same version
     // = no change). Progress, the applied_messages records and the clock commit with the
@@ -392,25 +424,25 @@ export class Applier {
   // Rows of all messages (one source, in order), merged per table: one load/upsert/save per
   // table. A row touched again by a later message starts a new round (same transaction), so
   // every message's change to a row is written as it would be one message at a time.
-  private async applyRows(tx: TxPipeline, bodies: ChangeBody[]): Promise<number> {
+  private async applyRows(tx: TxPipeline, bodies: ChangeBody[], assumeAbsent: boolean): Promise<number> {
     let changed = 0;
     let round: ChangeBody[] = [];
     let touched = new Set<string>();
     for (const body of bodies) {
-      const keys = body.rows.map((r) => `${qualify(r.table)}\u0001${Object.entries(r.key).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}\u0002${v ?? ''}`).join('\u0003')}`);
+      const keys = body.rows.map(rowKey);
       if (round.length > 0 && keys.some((k) => touched.has(k))) {
-        changed += await this.applyRound(tx, round);
+        changed += await this.applyRound(tx, round, assumeAbsent);
         round = [];
         touched = new Set();
       }
       round.push(body);
       for (const k of keys) touched.add(k);
     }
-    if (round.length > 0) changed += await this.applyRound(tx, round);
+    if (round.length > 0) changed += await this.applyRound(tx, round, assumeAbsent);
     return changed;
   }
 
-  private async applyRound(tx: TxPipeline, bodies: ChangeBody[]): Promise<number> {
+  private async applyRound(tx: TxPipeline, bodies: ChangeBody[], assumeAbsent: boolean): Promise<number> {
     const db = tx.db;
     const byTable = new Map<string, Map<ChangeBody, RowChange[]>>();
     const refused: { row: RowChange; sourceRegion: string; reason: string }[] = [];
@@ -452,7 +484,7 @@ export class Applier {
           vclocks.push(body.vclock);
         }
       }
-      if (rows.length > 0) changed += await applyTable(tx, t.sql, t.strategy, rows, vclocks, { ...this.o, insertAbsent: true });
+      if (rows.length > 0) changed += await applyTable(tx, t.sql, t.strategy, rows, vclocks, { ...this.o, insertAbsent: true, assumeAbsent });
     }
     return changed;
   }
@@ -463,6 +495,24 @@ export class Applier {
     this.sessions.clear();
     for (const s of all) await s.then((x) => x.client.end(), () => undefined).catch(() => undefined);
   }
+}
+
+function rowKey(r: RowChange): string {
+  return `${qualify(r.table)}\u0001${Object.entries(r.key).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}\u0002${v ?? ''}`).join('\u0003')}`;
+}
+
+/** Only inserts, no key twice: such a transaction can be applied without loading first. */
+function insertsOfDistinctKeys(bodies: ChangeBody[]): boolean {
+  const seen = new Set<string>();
+  for (const b of bodies) {
+    for (const r of b.rows) {
+      if (r.op !== 'insert') return false;
+      const k = rowKey(r);
+      if (seen.has(k)) return false;
+      seen.add(k);
+    }
+  }
+  return true;
 }
 
 /** Keeps only the columns this region's table has (a dropped column's values are discarded). */

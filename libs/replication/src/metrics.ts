@@ -14,6 +14,7 @@ export function createReplicationMetrics(registry: Registry) {
     busErrors: new Counter({ name: 'regionsync_bus_errors_total', help: 'Failed bus operations (publish or consume), retried', registers }),
     captureErrors: new Counter({ name: 'regionsync_capture_errors_total', help: 'Replication stream failures (reconnected)', registers }),
     applyRetries: new Counter({ name: 'regionsync_apply_retries_total', help: 'Apply transactions retried after a serialization failure or deadlock with local writes', labelNames: ['source'] as const, registers }),
+    applyNewKeyFallbacks: new Counter({ name: 'regionsync_apply_new_key_fallbacks_total', help: 'Apply transactions of inserts sent without loading local state, retried with the loads because a key already had a row or version here', labelNames: ['source'] as const, registers }),
     applyErrors: new Counter({ name: 'regionsync_apply_errors_total', help: 'Apply failures (retried in place, then dead-lettered)', labelNames: ['source'] as const, registers }),
     clockSkewRefusals: new Counter({ name: 'regionsync_clock_skew_refusals_total', help: 'Changes refused because the source clock is ahead by more than the allowed skew', labelNames: ['source'] as const, registers }),
     slotRetainedWalBytes: new Gauge({ name: 'regionsync_slot_retained_wal_bytes', help: "WAL retained by this agent's slot (current LSN minus restart LSN)", registers }),
