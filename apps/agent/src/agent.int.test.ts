@@ -331,21 +331,24 @@ describe('agent on the real stack', () => {
       try {
         await eu.query('set enable_seqscan = off'); // this test's own statements must not count
         await eu.query('alter table products set (autovacuum_enabled = false)'); // an ANALYZE would refresh a stale plan
-        // Batches of 200 keys while the table is small.
+        // Batches of 200 keys while the table is small. Updates: apply loads the local rows
+        // and versions for them (inserts of new keys go without loading).
+        await cluster.query(US, `insert into products select g, 'batch', 1, 1, now() from generate_series(950000, 951999) g`);
+        await waitUntil('the batch rows in eu-west-1', async () => (await eu.query('select 1 from products where id = 951999')).rowCount === 1, 30_000);
         for (let b = 0; b < 10; b++) {
           const first = 950000 + b * 200;
-          await cluster.query(US, `insert into products select g, 'batch', 1, 1, now() from generate_series($1::int, $2::int) g`, [first, first + 199]);
-          await waitUntil(`batch ${b} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [first + 199])).rowCount === 1, 30_000);
+          await cluster.query(US, `update products set name = $3 where id between $1::int and $2::int`, [first, first + 199, `batch ${b}`]);
+          await waitUntil(`batch ${b} in eu-west-1`, async () => (await eu.query('select name from products where id = $1', [first + 199])).rows[0]?.name === `batch ${b}`, 30_000);
         }
         // The table grows locally (no apply involved) to 20,000 more rows.
         await eu.query(`insert into products select g, 'bulk', 1, 1, now() from generate_series(920000, 939999) g`);
         const scans = async () => (await eu.query<{ seq: string; idx: string; tup: string }>(`select seq_scan::text as seq, coalesce(idx_scan, 0)::text as idx, seq_tup_read::text as tup from pg_stat_user_tables where relid = 'public.products'::regclass`)).rows[0]!;
         const before = await scans();
         const n = 20;
-        for (let id = 940000; id < 940000 + n; id++) {
-          await cluster.query(US, `insert into products values ($1, 'probe', 1, 1, now())`, [id]);
+        for (let id = 950000; id < 950000 + n; id++) {
+          await cluster.query(US, `update products set name = 'probe' where id = $1`, [id]);
           // One source transaction at a time, so each is its own apply transaction (its own load).
-          await waitUntil(`product ${id} in eu-west-1`, async () => (await eu.query('select 1 from products where id = $1', [id])).rowCount === 1, 30_000);
+          await waitUntil(`product ${id} updated in eu-west-1`, async () => (await eu.query('select name from products where id = $1', [id])).rows[0]?.name === 'probe', 30_000);
         }
         // Statistics reach the shared counters a little later: wait until every load is counted.
         await waitUntil('apply scans counted', async () => {

@@ -497,8 +497,17 @@ export class Applier {
   }
 }
 
+// Computed for every row twice per transaction (new-key check, rounds): kept per row, and
+// a one-column key (the usual case) skips the sort.
+const rowKeys = new WeakMap<RowChange, string>();
 function rowKey(r: RowChange): string {
-  return `${qualify(r.table)}\u0001${Object.entries(r.key).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, v]) => `${k}\u0002${v ?? ''}`).join('\u0003')}`;
+  let k = rowKeys.get(r);
+  if (k !== undefined) return k;
+  const cols = Object.keys(r.key);
+  const parts = cols.length === 1 ? `${cols[0]!}\u0002${r.key[cols[0]!] ?? ''}` : cols.sort().map((c) => `${c}\u0002${r.key[c] ?? ''}`).join('\u0003');
+  k = `${qualify(r.table)}\u0001${parts}`;
+  rowKeys.set(r, k);
+  return k;
 }
 
 /** Only inserts, no key twice: such a transaction can be applied without loading first. */
