@@ -292,6 +292,39 @@ describe('agent on the real stack', () => {
     }
   });
 
+  it('a role that may not change the server log settings: apply warns once, naming the grant, and applies on', async () => {
+    const src = 'ap-south-1';
+    await cluster.query(EU, 'select pg_replication_origin_create($1::text) where not exists (select 1 from pg_replication_origin where roname = $1::text)', [originName(src, 'agent_ops')]);
+    // A role with what apply needs and nothing more (not superuser, no GRANT SET ON PARAMETER).
+    await cluster.query(EU, `do $$ begin if not exists (select 1 from pg_roles where rolname = 'rs_apply_limited') then create role rs_apply_limited login password 'rs_apply_limited'; end if; end $$`);
+    await cluster.query(EU, `grant usage on schema public, regionsync to rs_apply_limited;
+      grant select, insert, update, delete on all tables in schema public, regionsync to rs_apply_limited;
+      grant usage on all sequences in schema public, regionsync to rs_apply_limited;
+      grant execute on function pg_replication_origin_session_setup(text), pg_replication_origin_progress(text, boolean), pg_replication_origin_xact_setup(pg_lsn, timestamptz), pg_replication_origin_session_is_setup() to rs_apply_limited`);
+    const url = new URL(cluster.dbUrl(EU));
+    url.username = 'rs_apply_limited';
+    url.password = 'rs_apply_limited';
+    const lines: string[] = [];
+    const applier = new Applier({ region: EU, connectionString: url.toString(), tables: [{ name: 'public.users', strategy: 'row-lww', counterColumns: [] }], log: pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) }) });
+    const hlc = '001795000000000.000000';
+    const insert = (lsn: string, id: string): ChangeBody => ({
+      sourceRegion: src, destination: EU, commitLsn: lsn, commitTime: '2026-11-24T00:00:00.000Z', xid: 1, hlc, vclock: { [src]: hlc }, chunk: { index: 0, last: true },
+      rows: [{ table: 'public.users', op: 'insert', key: { id }, values: { id, home_region: 'eu-west-1', email: 'limited@example.test', full_name: 'applied by a limited role', updated_at: '2026-11-24 00:00:00+00' }, version: { hlc, region: src } }],
+    });
+    const ids = ['00000000-0000-4000-8000-00000001a001', '00000000-0000-4000-8000-00000001a002'];
+    try {
+      await withDb(EU, (db) => applier.init(db));
+      expect(await applier.applyBatch([insert('0/1A001', ids[0]!)])).toBe(1);
+      expect(await applier.applyBatch([insert('0/1A002', ids[1]!)])).toBe(1);
+    } finally {
+      await applier.close();
+    }
+    expect((await cluster.query<{ n: number }>(EU, 'select count(*)::int as n from users where id = any($1::uuid[])', [ids]))[0]?.n).toBe(2);
+    const warnings = lines.map((l) => JSON.parse(l) as { msg: string; fix?: string }).filter((l) => l.msg.includes('PostgreSQL server log'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.fix).toContain('GRANT SET ON PARAMETER log_min_error_statement, log_error_verbosity');
+  });
+
   // With an erasure policy the apply transaction begins with a LOCK. It used to travel in
   // the same pipeline entry as BEGIN, which shifted the loads' results by one: the merge saw
   // no local row and no version, and an older remote change overwrote a newer local write.
