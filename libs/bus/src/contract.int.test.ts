@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changesSubject, createCodec, deadLetterSubject, errorCode, exampleEnvelopes, isRetryable } from '@regionsync/protocol';
-import { cutLink, ensureStack, restoreLink, type StackEnv } from '@regionsync/stack';
+import { cutLink, dropReplies, ensureStack, restoreLink, restoreReplies, type StackEnv } from '@regionsync/stack';
 import { waitUntil } from './backoff.js';
 import { startBroker, stopBroker } from './testing/broker-control.js';
 import { dropPrefix, payload, randomPrefix, readN, servers, testBus } from './testing/fixtures.js';
@@ -50,7 +50,7 @@ function collect(bus: Bus, subject: string, opts: { maxInFlight?: number; handle
 
 describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
   const cleanups: (() => Promise<void>)[] = [];
-  async function setup(extra: { viaRegion?: string } = {}) {
+  async function setup(extra: { viaRegion?: string; publishTimeoutMs?: number } = {}) {
     const prefix = randomPrefix();
     const pub = testBus(env, kind, prefix, 'test-pub', extra);
     const sub = testBus(env, kind, prefix, 'test-sub');
@@ -352,6 +352,39 @@ describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
     expect(c.gaps()).toBe(0);
     expect(retries).toBeGreaterThan(0);
     expect(pub.health().connected).toBe(true);
+  });
+
+  it('a publish whose acknowledgement was lost never makes the next, different message count as stored', async () => {
+    // The broker stores message 11 but its reply is dropped and the connection closed, so
+    // the publisher cannot tell whether 11 was stored. A message confirmed after that must
+    // really be stored. (kafkajs hands a failed request's sequence numbers to the next
+    // records; the broker took message 12 for a repeat of 11 and acknowledged it unstored.)
+    // The publish timeout is long enough for the client's own retries to give up first.
+    const { pub, sub, subject } = await setup({ viaRegion: SRC, publishTimeoutMs: 20_000 });
+    const c = collect(sub, subject);
+    await publishRange({ bus: pub, subject, key: SRC, from: 1, to: 10 });
+    expect(await waitUntil(() => c.hwm() === 10, 60_000, 100)).toBe(true);
+    await dropReplies(SRC, kind, 500);
+    let outcome: unknown;
+    try {
+      outcome = await pub.publish(subject, payload(11), { id: `${SRC}:11`, key: SRC }).then(
+        () => 'confirmed',
+        (err: unknown) => err,
+      );
+    } finally {
+      await restoreReplies(SRC, kind);
+    }
+    expect(outcome).not.toBe('confirmed');
+    // The situation under test: stored, though the publisher was told it failed.
+    expect(await waitUntil(() => c.seen.includes(11), 60_000, 100)).toBe(true);
+    // 12 alone, as the first record after the lost reply, then the rest.
+    await publishRange({ bus: pub, subject, key: SRC, from: 12, to: 12 });
+    await publishRange({ bus: pub, subject, key: SRC, from: 13, to: 20 });
+    expect(await waitUntil(() => c.hwm() === 20, 60_000, 100)).toBe(true);
+    c.stop.abort();
+    await c.consumer.done;
+    expect([...new Set(c.seen)].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    expect(c.gaps()).toBe(0);
   });
 
   it('loses nothing when the publishing region is cut off and reconnected mid-stream', async () => {

@@ -39,8 +39,6 @@ interface Outgoing {
 const DEDUP_WINDOW_MS = 10 * 60_000;
 const DEDUP_MAX_IDS = 100_000;
 const RETENTION_MS = String(7 * 86_400_000);
-/** A streak of failed sends this long re-creates the producer even without a known cause. */
-const RESET_AFTER_FAILURES = 20;
 const PRODUCER_STATE_ERRORS = new Set(['OUT_OF_ORDER_SEQUENCE_NUMBER', 'UNKNOWN_PRODUCER_ID', 'INVALID_PRODUCER_EPOCH', 'INVALID_PRODUCER_ID_MAPPING']);
 
 /** The broker's error type when `err` (or what it wraps) says the producer's sequence state is unusable. */
@@ -65,8 +63,6 @@ export class KafkaBus implements Bus {
   private closed = false;
   private readonly closing = new AbortController();
   private connecting: Promise<void> | undefined;
-  /** Consecutive failed sendBatch calls; a streak re-creates the producer (see resetProducer). */
-  private sendFailures = 0;
   private resetting: Promise<void> | undefined;
   private readonly batcher: Batcher<Outgoing>;
   private readonly acked = new Map<string, number>();
@@ -136,22 +132,20 @@ export class KafkaBus implements Bus {
     });
   }
 
-  // kafkajs does not recover an idempotent producer whose sequence state the broker
-  // rejected (OUT_OF_ORDER_SEQUENCE_NUMBER after a broker restart or a cut mid-request,
-  // UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH): every later send fails the same way and
-  // the region would never reconnect. A fresh producer gets a new producer id; records it
-  // re-sends are deduplicated downstream by message id, so nothing is lost or applied twice.
+  // Replaces the producer (see afterFailedSend). Also the only way out of a sequence state
+  // the broker rejected (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID,
+  // INVALID_PRODUCER_EPOCH), which kafkajs does not recover from by itself. Sends wait for
+  // it (within their deadline); it retries until the broker answers or the bus closes.
   private resetProducer(reason: string): Promise<void> {
     this.resetting ??= (async () => {
       const old = this.producer;
-      this.opts.log.warn({ reason, failures: this.sendFailures }, 'bus re-creating the Kafka producer');
+      this.opts.log.warn({ reason }, 'bus re-creating the Kafka producer');
       await old?.disconnect().catch(() => undefined);
       for (let attempt = 0; !this.closing.signal.aborted; attempt++) {
         const producer = this.newProducer();
         try {
           await producer.connect();
           this.producer = producer;
-          this.sendFailures = 0;
           this.opts.log.info({}, 'bus Kafka producer re-created');
           return;
         } catch (err) {
@@ -255,9 +249,6 @@ export class KafkaBus implements Bus {
   }
 
   private async sendBatch(items: Outgoing[]): Promise<void> {
-    if (this.resetting) await this.resetting;
-    const producer = this.producer;
-    if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
     const byTopic = new Map<string, Outgoing[]>();
     for (const it of items) {
       const list = byTopic.get(it.topic);
@@ -275,23 +266,38 @@ export class KafkaBus implements Bus {
         this.opts.publishTimeoutMs,
       );
     });
+    timeout.catch(() => undefined); // raced below; never an unhandled rejection
+    let producer: Producer | undefined;
     try {
+      // A producer being re-created after a failed send is waited for, within the deadline.
+      if (this.resetting) await Promise.race([this.resetting, timeout]);
+      producer = this.producer;
+      if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
       await Promise.race([producer.sendBatch({ acks: -1, topicMessages }), timeout]);
       this.connected = true;
-      this.sendFailures = 0;
     } catch (err) {
       this.connected = false;
       this.lastError = errorMessage(err);
-      this.sendFailures += 1;
-      const wedged = producerStateError(err);
-      if (!this.closed && producer === this.producer && (wedged || this.sendFailures >= RESET_AFTER_FAILURES)) {
-        void this.resetProducer(wedged ?? `${this.sendFailures} sends failed in a row`);
-      }
+      this.afterFailedSend(producer, err);
       if (err instanceof RegionsyncError) throw err;
       throw new RegionsyncError('RS_BUS_PUBLISH', `publish to ${[...byTopic.keys()].join(', ')} failed: ${errorMessage(err)}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * After any failed send the producer is replaced. The broker may have stored records of
+   * that send without the reply reaching us (a restart or a cut mid-request), and kafkajs
+   * then gives the same sequence numbers to the next records it sends: the broker takes
+   * those for repeats of the stored ones and acknowledges them without storing them, a
+   * silent loss (seen as one missing transaction after a broker restart). A new producer id
+   * starts a fresh sequence; a record that was stored and is sent again is stored twice,
+   * and consumers drop the repeat by message id.
+   */
+  private afterFailedSend(producer: Producer | undefined, err: unknown): void {
+    if (this.closed || producer === undefined || producer !== this.producer) return;
+    void this.resetProducer(producerStateError(err) ?? `a send failed: ${errorMessage(err)}`);
   }
 
   deadLetter(msg: BusMessage, reason: string): Promise<void> {
@@ -321,11 +327,19 @@ export class KafkaBus implements Bus {
   /** Publish one record and wait for it (KV writes; no dedup, tombstones allowed). */
   async sendOne(topic: string, key: string, value: Uint8Array | null): Promise<void> {
     if (this.closed) throw closedError();
+    if (this.resetting) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RegionsyncError('RS_BUS_PUBLISH_TIMEOUT', `write to ${topic}: the Kafka producer was not back within ${this.opts.publishTimeoutMs} ms`)), this.opts.publishTimeoutMs);
+      });
+      await Promise.race([this.resetting, deadline]).finally(() => clearTimeout(timer));
+    }
     const producer = this.producer;
     if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
     try {
       await producer.send({ topic, acks: -1, messages: [{ key, value: value ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : null }] });
     } catch (err) {
+      this.afterFailedSend(producer, err);
       throw new RegionsyncError('RS_BUS_PUBLISH', `write to ${topic} failed: ${errorMessage(err)}`, { cause: err });
     }
   }

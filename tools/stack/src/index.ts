@@ -1,7 +1,7 @@
 export { resolveLayout, parseRegions, findRepoRoot, DEFAULT_REGIONS, type StackLayout } from './config.js';
 export { up, down, status, env, type ServiceStatus } from './stack.js';
 export { stackEnv, type StackEnv, type RegionEnv, type S3Endpoint } from './stack-env.js';
-export { setProxyEnabled, resetProxies, proxySpecs } from './services/toxiproxy.js';
+export { setProxyEnabled, resetProxies, proxySpecs, addToxic, removeToxic, type Toxic } from './services/toxiproxy.js';
 export { PG_SETTINGS, startScratchPostgres, stopScratchPostgres } from './services/postgres.js';
 export { VERSIONS } from './versions.js';
-export { ensureStack, cutLink, restoreLink } from './test-support.js';
+export { ensureStack, cutLink, restoreLink, dropReplies, restoreReplies } from './test-support.js';

@@ -1,5 +1,5 @@
 import { resolveLayout } from './config.js';
-import { setProxyEnabled } from './services/toxiproxy.js';
+import { addToxic, removeToxic, setProxyEnabled } from './services/toxiproxy.js';
 import { up } from './stack.js';
 import type { StackEnv } from './stack-env.js';
 
@@ -28,4 +28,19 @@ export function cutLink(region: string, broker: Broker): Promise<void> {
 
 export function restoreLink(region: string, broker: Broker): Promise<void> {
   return setProxyEnabled(resolveLayout(), `${broker}-${region}`, true);
+}
+
+const DROP_REPLIES = 'drop-replies';
+
+/**
+ * One region's requests still reach the broker but its replies are dropped, and each of
+ * the region's connections is closed once nothing came back for `closeAfterMs`: the
+ * broker does what it was asked, and the client never learns the outcome.
+ */
+export function dropReplies(region: string, broker: Broker, closeAfterMs: number): Promise<void> {
+  return addToxic(resolveLayout(), `${broker}-${region}`, { name: DROP_REPLIES, type: 'timeout', stream: 'downstream', attributes: { timeout: closeAfterMs } });
+}
+
+export function restoreReplies(region: string, broker: Broker): Promise<void> {
+  return removeToxic(resolveLayout(), `${broker}-${region}`, DROP_REPLIES);
 }

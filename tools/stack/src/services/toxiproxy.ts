@@ -56,6 +56,27 @@ export async function setProxyEnabled(layout: StackLayout, name: string, enabled
   if (!res.ok) throw new Error(`Toxiproxy: ${enabled ? 'enabling' : 'disabling'} ${name} failed: ${res.status} ${await res.text()}`);
 }
 
+export interface Toxic {
+  name: string;
+  /** A Toxiproxy toxic type, e.g. `timeout`, `latency`, `reset_peer`. */
+  type: string;
+  /** `upstream`: client to server; `downstream`: server to client. */
+  stream: 'upstream' | 'downstream';
+  attributes: Record<string, number>;
+}
+
+/** Adds a toxic to one proxy; it applies to open connections as well as new ones. */
+export async function addToxic(layout: StackLayout, proxy: string, toxic: Toxic): Promise<void> {
+  const res = await fetch(`${toxiproxyUrl(layout)}/proxies/${encodeURIComponent(proxy)}/toxics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...toxic, toxicity: 1 }) });
+  if (!res.ok) throw new Error(`Toxiproxy: adding toxic ${toxic.name} to ${proxy} failed: ${res.status} ${await res.text()}`);
+}
+
+/** Removes a toxic from one proxy; a toxic that is not there is not an error. */
+export async function removeToxic(layout: StackLayout, proxy: string, name: string): Promise<void> {
+  const res = await fetch(`${toxiproxyUrl(layout)}/proxies/${encodeURIComponent(proxy)}/toxics/${encodeURIComponent(name)}`, { method: 'DELETE' });
+  if (!res.ok && res.status !== 404) throw new Error(`Toxiproxy: removing toxic ${name} from ${proxy} failed: ${res.status} ${await res.text()}`);
+}
+
 export async function resetProxies(layout: StackLayout): Promise<void> {
   const res = await fetch(`${toxiproxyUrl(layout)}/reset`, { method: 'POST' });
   if (!res.ok) throw new Error(`Toxiproxy: reset failed: ${res.status}`);
