@@ -259,21 +259,14 @@ export class KafkaBus implements Bus {
       topic,
       messages: list.map((o) => ({ key: o.key, value: Buffer.from(o.value.buffer, o.value.byteOffset, o.value.byteLength), headers: o.headers })),
     }));
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new RegionsyncError('RS_BUS_PUBLISH_TIMEOUT', `publish of ${items.length} messages: no acknowledgement from Kafka within ${this.opts.publishTimeoutMs} ms`)),
-        this.opts.publishTimeoutMs,
-      );
-    });
-    timeout.catch(() => undefined); // raced below; never an unhandled rejection
+    const deadline = this.deadline(`publish of ${items.length} messages`);
     let producer: Producer | undefined;
     try {
       // A producer being re-created after a failed send is waited for, within the deadline.
-      if (this.resetting) await Promise.race([this.resetting, timeout]);
+      if (this.resetting) await Promise.race([this.resetting, deadline.expired]);
       producer = this.producer;
       if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
-      await Promise.race([producer.sendBatch({ acks: -1, topicMessages }), timeout]);
+      await Promise.race([producer.sendBatch({ acks: -1, topicMessages }), deadline.expired]);
       this.connected = true;
     } catch (err) {
       this.connected = false;
@@ -282,8 +275,18 @@ export class KafkaBus implements Bus {
       if (err instanceof RegionsyncError) throw err;
       throw new RegionsyncError('RS_BUS_PUBLISH', `publish to ${[...byTopic.keys()].join(', ')} failed: ${errorMessage(err)}`, { cause: err });
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
     }
+  }
+
+  /** Rejects with a retryable RS_BUS_PUBLISH_TIMEOUT once publishTimeoutMs has passed, unless cleared first. */
+  private deadline(what: string): { expired: Promise<never>; clear(): void } {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RegionsyncError('RS_BUS_PUBLISH_TIMEOUT', `${what}: no acknowledgement from Kafka within ${this.opts.publishTimeoutMs} ms`)), this.opts.publishTimeoutMs);
+    });
+    expired.catch(() => undefined); // only ever raced; never an unhandled rejection
+    return { expired, clear: () => clearTimeout(timer) };
   }
 
   /**
@@ -328,11 +331,8 @@ export class KafkaBus implements Bus {
   async sendOne(topic: string, key: string, value: Uint8Array | null): Promise<void> {
     if (this.closed) throw closedError();
     if (this.resetting) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new RegionsyncError('RS_BUS_PUBLISH_TIMEOUT', `write to ${topic}: the Kafka producer was not back within ${this.opts.publishTimeoutMs} ms`)), this.opts.publishTimeoutMs);
-      });
-      await Promise.race([this.resetting, deadline]).finally(() => clearTimeout(timer));
+      const deadline = this.deadline(`write to ${topic}`);
+      await Promise.race([this.resetting, deadline.expired]).finally(deadline.clear);
     }
     const producer = this.producer;
     if (!producer) throw new RegionsyncError('RS_BUS_CONNECT', 'bus is not connected to Kafka');
