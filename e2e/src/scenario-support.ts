@@ -120,6 +120,7 @@ export interface AgentHealth {
   region: string;
   mode: string;
   bus: { connected: boolean };
+  database?: { connected: boolean; downForMs?: number };
   confirmedLsn: string | null;
   pendingTransactions: number;
   slotRetainedWalBytes: number;

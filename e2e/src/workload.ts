@@ -48,6 +48,16 @@ export interface WorkloadOptions {
    * must not stamp a version (the stamp trigger skips existing keys under a per-key lock).
    */
   insertIgnore?: boolean;
+  /**
+   * Writers ride out their database going away (a crash, a restart): they reconnect until
+   * the deadline, and a transaction whose COMMIT got no answer is recorded only if it
+   * committed, which a marker row written in it (table public.e2e_commits, not replicated)
+   * tells once the database is back. Not txid_status: after a crash the server hands out
+   * again the ids of transactions whose WAL was not flushed, so a lost transaction's id can
+   * belong to a committed one by the time it is looked up. Off, a lost connection fails the
+   * workload.
+   */
+  rideOutRestarts?: boolean;
   log?: (line: string) => void;
 }
 
@@ -58,6 +68,10 @@ export interface WorkloadResult {
   deltas: CounterDelta[];
   committed: number;
   rolledBack: Record<string, number>; // SQLSTATE -> transactions that did not commit
+  /** COMMITs that got no answer (rideOutRestarts): how txid_status resolved them. */
+  inDoubt: { committed: number; aborted: number };
+  /** Connections lost and made again (rideOutRestarts). */
+  reconnects: number;
   rowsPerTx: { min: number; max: number; mean: number };
 }
 
@@ -259,43 +273,96 @@ interface WriterStats {
   committed: number;
   rolledBack: Record<string, number>;
   rows: number[];
+  inDoubt: { committed: number; aborted: number };
+  reconnects: number;
+}
+
+// How long a writer keeps trying to reach its database again after the deadline: an
+// in-doubt COMMIT must be resolved before the writes are checked.
+const RECONNECT_GRACE_MS = 120_000;
+
+/** The connection (not the transaction) failed: the server went away or refused us. */
+function connectionLost(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  if (code !== undefined) return code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT'].includes(code);
+  return /Connection terminated|not queryable|Client has encountered a connection error/i.test((err as Error).message ?? '');
+}
+
+async function connect(target: RegionTarget, index: number, o: WorkloadOptions, deadline: number): Promise<pg.Client> {
+  for (;;) {
+    const c = new pg.Client({ connectionString: target.url, application_name: `e2e-writer-${target.region}-${index}` });
+    c.on('error', () => undefined);
+    try {
+      await c.connect();
+      return c;
+    } catch (err) {
+      await c.end().catch(() => undefined);
+      if (!o.rideOutRestarts || !connectionLost(err) || Date.now() > deadline + RECONNECT_GRACE_MS) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+interface Attempt {
+  plan: PlannedOp[];
+  done: PlannedOp[];
+  versions: Map<string, Version & { deleted: boolean }>;
+  txSeq: number;
+}
+
+function record(a: Attempt, target: RegionTarget, writer: string, out: { writes: RecordedWrite[]; deltas: CounterDelta[] }, stats: WriterStats): void {
+  stats.committed += 1;
+  stats.rows.push(a.done.length);
+  for (const p of a.done) {
+    const v = a.versions.get(`${p.table}\u0000${p.pk}`);
+    if (!v) throw new Error(`no row_versions entry for ${p.table} ${p.pk} after a committed ${p.op} in ${target.region} (stamp trigger missing?)`);
+    out.writes.push({ writer, table: p.table, pk: p.pk, op: p.op, hlc: v.hlc, region: v.region, deleted: v.deleted, txSeq: a.txSeq });
+    if (p.op === 'increment') out.deltas.push({ region: target.region, productId: Number(p.pk), delta: p.delta! });
+  }
 }
 
 async function runWriter(target: RegionTarget, index: number, rng: Rng, keys: KeySpace, o: WorkloadOptions, deadline: number, out: { writes: RecordedWrite[]; deltas: CounterDelta[] }, stats: WriterStats): Promise<void> {
-  const c = new pg.Client({ connectionString: target.url, application_name: `e2e-writer-${target.region}-${index}` });
-  await c.connect();
-  c.on('error', () => undefined);
+  let c = await connect(target, index, o, deadline);
   const writer = `${target.region}/${index}`;
   let txSeq = 0;
   try {
     while (Date.now() < deadline) {
-      const plan = planTransaction(rng, keys, o.maxRowsPerTx ?? 100, { insertIgnore: o.insertIgnore });
-      const done: PlannedOp[] = [];
-      txSeq += 1;
+      const a: Attempt = { plan: planTransaction(rng, keys, o.maxRowsPerTx ?? 100, { insertIgnore: o.insertIgnore }), done: [], versions: new Map(), txSeq: ++txSeq };
+      const marker = `${o.seed}/${writer}/${a.txSeq}`;
+      let commitSent = false;
       try {
         await c.query('begin');
-        for (const p of plan) if (await execOp(c, rng, target.region, p)) done.push(p);
+        for (const p of a.plan) if (await execOp(c, rng, target.region, p)) a.done.push(p);
         // The versions the stamp trigger gave this transaction's rows (each row is
         // touched once per transaction, so this is the version of this write).
-        const versions = new Map<string, Version & { deleted: boolean }>();
-        if (done.length > 0) {
+        if (a.done.length > 0) {
           const r = await c.query<{ table_name: string; pk: string; hlc: string; region: string; deleted: boolean }>(
             `select v.table_name, v.pk, v.hlc, v.region, v.deleted from regionsync.row_versions v join unnest($1::text[], $2::text[]) as k(t, pk) on v.table_name = k.t and v.pk = k.pk`,
-            [done.map((p) => p.table), done.map((p) => p.pk)],
+            [a.done.map((p) => p.table), a.done.map((p) => p.pk)],
           );
-          for (const row of r.rows) versions.set(`${row.table_name}\u0000${row.pk}`, row);
+          for (const row of r.rows) a.versions.set(`${row.table_name}\u0000${row.pk}`, row);
         }
+        if (o.rideOutRestarts) await c.query('insert into public.e2e_commits (id) values ($1)', [marker]);
+        commitSent = true;
         await c.query('commit');
         // Acknowledged: record every write of the transaction.
-        stats.committed += 1;
-        stats.rows.push(done.length);
-        for (const p of done) {
-          const v = versions.get(`${p.table}\u0000${p.pk}`);
-          if (!v) throw new Error(`no row_versions entry for ${p.table} ${p.pk} after a committed ${p.op} in ${target.region} (stamp trigger missing?)`);
-          out.writes.push({ writer, table: p.table, pk: p.pk, op: p.op, hlc: v.hlc, region: v.region, deleted: v.deleted, txSeq });
-          if (p.op === 'increment') out.deltas.push({ region: target.region, productId: Number(p.pk), delta: p.delta! });
-        }
+        record(a, target, writer, out, stats);
       } catch (err) {
+        if (o.rideOutRestarts && connectionLost(err)) {
+          // Before COMMIT was sent the transaction cannot have committed; after, only the
+          // server knows.
+          await c.end().catch(() => undefined);
+          c = await connect(target, index, o, deadline);
+          stats.reconnects += 1;
+          if (commitSent) {
+            const found = (await c.query('select 1 from public.e2e_commits where id = $1', [marker])).rowCount! > 0;
+            if (found) {
+              stats.inDoubt.committed += 1;
+              record(a, target, writer, out, stats);
+            } else stats.inDoubt.aborted += 1;
+          }
+          continue;
+        }
         await c.query('rollback').catch(() => undefined);
         const code = (err as { code?: string }).code;
         if (code === undefined || !RETRYABLE_SQLSTATES.has(code)) throw new Error(`writer ${writer} (seed ${o.seed}) failed: ${(err as Error).message}`, { cause: err });
@@ -311,9 +378,20 @@ async function runWriter(target: RegionTarget, index: number, rng: Rng, keys: Ke
 export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   const keys = makeKeySpace(o.seed, o.keysPerTable, o.products);
   const out = { writes: [] as RecordedWrite[], deltas: [] as CounterDelta[] };
-  const stats: WriterStats = { committed: 0, rolledBack: {}, rows: [] };
+  const stats: WriterStats = { committed: 0, rolledBack: {}, rows: [], inDoubt: { committed: 0, aborted: 0 }, reconnects: 0 };
   const started = Date.now();
   const deadline = started + o.durationMs;
+  if (o.rideOutRestarts) {
+    for (const t of o.targets) {
+      const c = new pg.Client({ connectionString: t.url });
+      await c.connect();
+      try {
+        await c.query('create table if not exists public.e2e_commits (id text primary key)');
+      } finally {
+        await c.end();
+      }
+    }
+  }
   o.log?.(`workload: seed=${o.seed} duration=${o.durationMs} ms writers=${o.writersPerRegion}/region regions=${o.targets.map((t) => t.region).join(',')}`);
   const writers: Promise<void>[] = [];
   for (const [ri, t] of o.targets.entries()) {
@@ -330,6 +408,8 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
     deltas: out.deltas,
     committed: stats.committed,
     rolledBack: stats.rolledBack,
+    inDoubt: stats.inDoubt,
+    reconnects: stats.reconnects,
     rowsPerTx: { min: rows.length ? Math.min(...rows) : 0, max: rows.length ? Math.max(...rows) : 0, mean: rows.length ? rows.reduce((a, b) => a + b, 0) / rows.length : 0 },
   };
 }

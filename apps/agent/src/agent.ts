@@ -33,6 +33,7 @@ export class Agent {
   readonly registry = new Registry();
   private readonly metrics: ReplicationMetrics;
   private readonly modeGauge: Gauge<'mode'>;
+  private readonly databaseUp: Gauge;
   private readonly abort = new AbortController();
   private bus: Bus | undefined;
   private pool: pg.Pool | undefined;
@@ -47,6 +48,8 @@ export class Agent {
   private readyFlag = false;
   private startedAt = Date.now();
   private retainedWal = 0;
+  /** Since when the region's database has not answered (undefined: it answers). */
+  private databaseDownSince: number | undefined;
   httpUrl = '';
   /** Hash of the effective configuration, for drift detection across regions. */
   readonly configHash: string;
@@ -57,13 +60,16 @@ export class Agent {
     collectDefaultMetrics({ register: this.registry, prefix: 'regionsync_agent_' });
     this.metrics = createReplicationMetrics(this.registry);
     this.modeGauge = new Gauge({ name: 'regionsync_agent_mode', help: 'Agent mode (1 for the current one)', labelNames: ['mode'], registers: [this.registry] });
+    this.databaseUp = new Gauge({ name: 'regionsync_agent_database_up', help: "1 while the region's database answers the agent's probe, 0 while it does not", registers: [this.registry] });
+    this.databaseUp.set(1);
   }
 
   async start(): Promise<void> {
     const { cfg, log } = this;
     const signal = this.abort.signal;
     this.setMode('starting');
-    this.pool = new pg.Pool({ connectionString: cfg.database.url, max: 4, application_name: `regionsync-agent-${cfg.region}` });
+    // A bounded connect: the database probe must notice a server that stopped answering.
+    this.pool = new pg.Pool({ connectionString: cfg.database.url, max: 4, application_name: `regionsync-agent-${cfg.region}`, connectionTimeoutMillis: 5000 });
     this.pool.on('error', (err) => log.warn({ err: errInfo(err) }, 'idle database connection failed'));
     const db = await this.pool.connect();
     try {
@@ -159,6 +165,7 @@ export class Agent {
     await this.initialCopy(codec);
     this.loops.push(this.heartbeats(signal));
     this.loops.push(this.watchSlot(signal));
+    this.loops.push(this.watchDatabase(signal));
     const h = await startHttpServer(cfg.http.host, cfg.http.port, this.registry, this);
     this.http = h.server;
     this.httpUrl = h.url;
@@ -205,6 +212,7 @@ export class Agent {
         region: this.cfg.region,
         mode: this.mode,
         bus: bus ?? { connected: false },
+        database: { connected: this.databaseDownSince === undefined, ...(this.databaseDownSince === undefined ? {} : { downForMs: Date.now() - this.databaseDownSince }) },
         confirmedLsn: this.capture?.confirmedLsn ?? null,
         pendingTransactions: this.capture?.pendingTransactions ?? 0,
         slotRetainedWalBytes: this.retainedWal,
@@ -219,8 +227,9 @@ export class Agent {
     return [...(this.applier?.skewAlarms.entries() ?? [])].map(([source, ms]) => `clock-skew:${source}:${ms}ms`);
   }
 
+  /** Not ready while the region's database does not answer: the region is not being served. */
   ready(): boolean {
-    return this.readyFlag && this.mode !== 'draining';
+    return this.readyFlag && this.mode !== 'draining' && this.databaseDownSince === undefined;
   }
 
   private async heartbeats(signal: AbortSignal): Promise<void> {
@@ -241,7 +250,7 @@ export class Agent {
           slotRetainedWalBytes: this.retainedWal,
           configHash: this.configHash,
           policyHash: this.policy.policyHash,
-          deps: { database: { ok: true }, bus: { ok: connected } },
+          deps: { database: { ok: this.databaseDownSince === undefined }, bus: { ok: connected } },
           pausedTables: [...(this.applier?.guard.paused.keys() ?? [])],
           alarms: this.alarms(),
         };
@@ -273,9 +282,34 @@ export class Agent {
         this.metrics.slotRetainedWalBytes.set(this.retainedWal);
         await this.applier?.resumePaused();
       } catch (err) {
-        this.log.warn({ err: errInfo(err) }, 'reading slot position failed');
+        // While the database is down the probe below has said so once already.
+        if (this.databaseDownSince === undefined) this.log.warn({ err: errInfo(err) }, 'reading slot position failed');
       }
       await sleep(2000, signal);
+    }
+  }
+
+  /**
+   * Probes the region's database every second. Capture, apply and erasure each reconnect
+   * on their own; this only tells /healthz, /readyz, the heartbeat and the metrics, and
+   * logs the outage once at each edge.
+   */
+  private async watchDatabase(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.pool!.query('select 1');
+        if (this.databaseDownSince !== undefined) this.log.info({ downMs: Date.now() - this.databaseDownSince }, 'database reachable again');
+        this.databaseDownSince = undefined;
+        this.databaseUp.set(1);
+      } catch (err) {
+        if (signal.aborted) break;
+        if (this.databaseDownSince === undefined) {
+          this.log.warn({ err: errInfo(err) }, 'database unreachable');
+          this.databaseDownSince = Date.now();
+        }
+        this.databaseUp.set(0);
+      }
+      await sleep(1000, signal);
     }
   }
 

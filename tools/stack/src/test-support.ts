@@ -1,4 +1,5 @@
 import { resolveLayout } from './config.js';
+import { startPostgres, stopPostgres } from './services/postgres.js';
 import { addToxic, removeToxic, setProxyEnabled } from './services/toxiproxy.js';
 import { up } from './stack.js';
 import type { StackEnv } from './stack-env.js';
@@ -43,4 +44,20 @@ export function dropReplies(region: string, broker: Broker, closeAfterMs: number
 
 export function restoreReplies(region: string, broker: Broker): Promise<void> {
   return removeToxic(resolveLayout(), `${broker}-${region}`, DROP_REPLIES);
+}
+
+/**
+ * Stop one region's PostgreSQL as a crash would (immediate shutdown: sessions cut, no
+ * checkpoint, crash recovery on the next start). Every database of that server goes away.
+ */
+export async function crashDatabase(region: string): Promise<void> {
+  if (!(await stopPostgres(resolveLayout(), region, 'immediate'))) throw new Error(`PostgreSQL ${region} was not running`);
+}
+
+/** Start one region's PostgreSQL again (after crashDatabase) and wait until it answers. */
+export async function startDatabase(region: string): Promise<void> {
+  const layout = resolveLayout();
+  const i = layout.regions.indexOf(region);
+  if (i < 0) throw new Error(`unknown region ${region}; the stack has ${layout.regions.join(', ')}`);
+  await startPostgres(layout, i, (m) => console.error(`[stack] ${m}`));
 }

@@ -107,9 +107,10 @@ export async function startPostgres(layout: StackLayout, i: number, log: Log): P
   }, 60_000);
 }
 
-export async function stopPostgres(layout: StackLayout, region: string): Promise<boolean> {
+/** `immediate` is a crash as far as the data goes: no checkpoint, recovery from WAL on start. */
+export async function stopPostgres(layout: StackLayout, region: string, mode: 'fast' | 'immediate' = 'fast'): Promise<boolean> {
   if (pgPid(layout, region) === undefined) return false;
-  asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', pgDataDir(layout, region), '-m', 'fast', '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
+  asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', pgDataDir(layout, region), '-m', mode, '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
   return true;
 }
 
