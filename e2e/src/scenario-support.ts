@@ -123,6 +123,7 @@ export interface AgentHealth {
   database?: { connected: boolean; downForMs?: number };
   confirmedLsn: string | null;
   pendingTransactions: number;
+  slotsLost?: number;
   slotRetainedWalBytes: number;
   apply: { delivered: number; acked: number; deadLettered: number; inFlight: number } | null;
   alarms: string[];

@@ -6,7 +6,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type Bus, type Consumer } from '@regionsync/bus';
 import { ErasedSubjects } from '@regionsync/gdpr';
 import { changesSubject, createCodec, errorCode, heartbeatsSubject, makeEnvelope, RegionsyncError, type ChangeBody, type Envelope, type HeartbeatBody } from '@regionsync/protocol';
-import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, newcomers, publishSnapshot, qualify, recordMembership, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
+import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, initialCopy, qualify, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
 import { startErasureConsumer } from './erasure-handler.js';
@@ -175,23 +175,27 @@ export class Agent {
   }
 
   /**
-   * A destination or table this agent has never replicated before gets an initial copy of
-   * what this region holds (capture is already publishing to it, so there is no gap).
+   * A destination or table this agent has never replicated before (or one forgotten because
+   * the slot's WAL was lost) gets a copy of what this region holds (capture is already
+   * publishing to it, so there is no gap).
    */
   private async initialCopy(codec: ReturnType<typeof createCodec>): Promise<void> {
     const { cfg } = this;
     const db = await this.pool!.connect();
     try {
-      const tables = cfg.tables.map((t) => qualify(t.name));
-      const others = cfg.regions.filter((r) => r !== cfg.region);
-      const fresh = await newcomers(db, others, tables);
-      const snapshotOpts = { region: cfg.region, prefix: cfg.bus.prefix, publisher: this.bus!, codec, egress: this.hooks.egress ?? this.policy.egress, log: this.log.child({ component: 'initial-copy' }), chunkRows: cfg.replication.chunkRows };
-      const knownRegions = others.filter((r) => !fresh.regions.includes(r));
-      let sent = await publishSnapshot(db, snapshotOpts, tables, fresh.regions);
-      sent += await publishSnapshot(db, snapshotOpts, fresh.tables, knownRegions);
-      await this.policy.ackBarrier?.();
-      await recordMembership(db, others, tables);
-      if (sent > 0) this.log.info({ newRegions: fresh.regions, newTables: fresh.tables, rows: sent }, 'initial copy sent');
+      const copy = await initialCopy(db, {
+        region: cfg.region,
+        prefix: cfg.bus.prefix,
+        publisher: this.bus!,
+        codec,
+        egress: this.hooks.egress ?? this.policy.egress,
+        log: this.log.child({ component: 'initial-copy' }),
+        chunkRows: cfg.replication.chunkRows,
+        destinations: cfg.regions.filter((r) => r !== cfg.region),
+        tables: cfg.tables.map((t) => qualify(t.name)),
+        ackBarrier: this.policy.ackBarrier,
+      });
+      if (copy.rows > 0) this.log.info({ newRegions: copy.regions, newTables: copy.tables, rows: copy.rows }, 'initial copy sent');
     } finally {
       db.release();
     }
@@ -215,6 +219,7 @@ export class Agent {
         database: { connected: this.databaseDownSince === undefined, ...(this.databaseDownSince === undefined ? {} : { downForMs: Date.now() - this.databaseDownSince }) },
         confirmedLsn: this.capture?.confirmedLsn ?? null,
         pendingTransactions: this.capture?.pendingTransactions ?? 0,
+        slotsLost: this.capture?.stats.slotsLost ?? 0,
         slotRetainedWalBytes: this.retainedWal,
         apply: this.consumer?.stats() ?? null,
         pausedTables: [...(this.applier?.guard.paused.keys() ?? [])],

@@ -88,7 +88,7 @@ export const ERROR_CATALOGUE = {
   RS_REPLICATION_SLOT_LOST: {
     area: 'replication',
     retryable: false,
-    description: 'Replication slot was invalidated or dropped so WAL since the last acknowledgement is gone; run a repair (anti-entropy) for this region.',
+    description: 'Replication slot was invalidated or dropped, so WAL since its last acknowledgement is gone; the agent re-creates it and sends every region a full copy of this region.',
   },
   RS_REPLICATION_STREAM: {
     area: 'replication',

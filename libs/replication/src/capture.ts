@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import { changesSubject, compareLsn, isRetryable, makeEnvelope, messageId, type ChangeBody, type RowChange, type VectorClock } from '@regionsync/protocol';
 import { slotAckArgument } from './slot-ack.js';
 import { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';
-import { PUBLICATION, databaseOf, slotName, type TableName } from './sql-names.js';
+import { PUBLICATION, databaseOf, qualify, slotName, type TableName } from './sql-names.js';
+import { initialCopy } from './snapshot.js';
+import { recreateSlot, slotState } from './slot-recovery.js';
 import { loadTableInfo } from './table-info.js';
 import { TextPgoutputPlugin } from './text-pgoutput.js';
 import type { ReplicationMetrics } from './metrics.js';
@@ -85,7 +87,10 @@ export class Capture {
   private txChunks = new Map<string, number>(); // destination -> messages sent for the open transaction
   private nextIndex = 0;
   private signal: AbortSignal | undefined;
-  readonly stats = { transactions: 0, rows: 0, messages: 0, skippedEcho: 0, confirmedLsn: '0/0' };
+  // The slot was re-created in this process and the full copy that replaces its lost WAL has
+  // not been sent yet (a restart owes it too: the destinations were forgotten first).
+  private copyOwed = false;
+  readonly stats = { transactions: 0, rows: 0, messages: 0, skippedEcho: 0, confirmedLsn: '0/0', slotsLost: 0 };
 
   constructor(private readonly o: CaptureOptions) {}
 
@@ -104,6 +109,7 @@ export class Capture {
     let attempt = 0;
     while (!signal.aborted) {
       try {
+        await this.ensureSlot();
         await this.stream(signal);
         attempt = 0;
       } catch (err) {
@@ -115,6 +121,34 @@ export class Capture {
     }
     await this.drain();
     await idle;
+  }
+
+  /**
+   * Before each (re)connect: a slot that is gone or invalidated is re-created and every
+   * destination gets a full copy of this region before streaming resumes (see
+   * slot-recovery.ts). Retried by the caller until it succeeds.
+   */
+  private async ensureSlot(): Promise<void> {
+    const slot = slotName(this.o.region, databaseOf(this.o.connectionString));
+    const db = new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-capture-catalog' });
+    await db.connect();
+    try {
+      const state = await slotState(db, slot);
+      if (state !== 'ok') {
+        this.o.log.error({ slot, state, code: 'RS_REPLICATION_SLOT_LOST' }, 'replication slot lost: changes since its last acknowledgement cannot be read; re-creating it and sending every region a full copy');
+        this.o.metrics?.slotsLost.inc();
+        this.stats.slotsLost += 1;
+        await recreateSlot(db, slot, this.o.destinations);
+        this.copyOwed = true;
+      }
+      if (this.copyOwed) {
+        const copy = await initialCopy(db, { region: this.o.region, prefix: this.o.prefix, publisher: this.o.publisher, codec: this.o.codec, egress: this.o.egress, log: this.o.log, chunkRows: this.o.chunkRows, destinations: this.o.destinations, tables: this.o.tables.map(qualify), ackBarrier: this.o.ackBarrier });
+        this.copyOwed = false;
+        this.o.log.info({ slot, regions: copy.regions, rows: copy.rows }, 'slot re-created; full copy sent');
+      }
+    } finally {
+      await db.end().catch(() => undefined);
+    }
   }
 
   private async stream(signal: AbortSignal): Promise<void> {

@@ -8,6 +8,7 @@ export { slotName, originName, databaseOf, PUBLICATION, META_SCHEMA, qualify, pk
 export { backoff, sleep } from './retry.js';
 export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
 export { columnLayout, oldValuesOf } from './assembler.js';
-export { publishSnapshot, newcomers, recordMembership, SNAPSHOT_CHUNK_BASE } from './snapshot.js';
+export { publishSnapshot, newcomers, recordMembership, initialCopy, forgetDestinations, SNAPSHOT_CHUNK_BASE, type InitialCopyOptions } from './snapshot.js';
+export { slotState, recreateSlot, type SlotState } from './slot-recovery.js';
 export { TxPipeline, sqlText, sqlJson, sqlTextArray } from './tx-pipeline.js';
 export { TableSql } from './row-sql.js';

@@ -12,6 +12,7 @@ export function createReplicationMetrics(registry: Registry) {
     conflicts: new Counter({ name: 'regionsync_conflicts_total', help: 'Concurrent writes detected (neither writer saw the other)', labelNames: ['table'] as const, registers }),
     lagSeconds: new Gauge({ name: 'regionsync_lag_seconds', help: 'Commit-to-apply lag of the last applied transaction, per source region', labelNames: ['source'] as const, registers }),
     busErrors: new Counter({ name: 'regionsync_bus_errors_total', help: 'Failed bus operations (publish or consume), retried', registers }),
+    slotsLost: new Counter({ name: 'regionsync_capture_slots_lost_total', help: "Times this agent found its slot invalidated or dropped, re-created it and sent every region a full copy (RS_REPLICATION_SLOT_LOST)", registers }),
     captureErrors: new Counter({ name: 'regionsync_capture_errors_total', help: 'Replication stream failures (reconnected)', registers }),
     applyRetries: new Counter({ name: 'regionsync_apply_retries_total', help: 'Apply transactions retried after a serialization failure or deadlock with local writes', labelNames: ['source'] as const, registers }),
     applyNewKeyFallbacks: new Counter({ name: 'regionsync_apply_new_key_fallbacks_total', help: 'Apply transactions of inserts sent without loading local state, retried with the loads because a key already had a row or version here', labelNames: ['source'] as const, registers }),

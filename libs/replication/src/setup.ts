@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { RegionsyncError } from '@regionsync/protocol';
 import { stampTriggerDdl } from './stamp-triggers.js';
 import { loadTableInfo, type TableInfo } from './table-info.js';
+import { forgetDestinations } from './snapshot.js';
 import { META_SCHEMA, PUBLICATION, originName, quoteTable, slotName, type TableName } from './sql-names.js';
 
 export interface TableConfig {
@@ -121,7 +122,13 @@ export async function setupDatabase(db: pg.ClientBase, opts: SetupOptions): Prom
       if (o.rowCount === 0) await db.query('select pg_replication_origin_create($1)', [originName(source, opts.database)]);
     }
     const slot = await db.query<{ plugin: string }>('select plugin from pg_replication_slots where slot_name = $1', [slotName(opts.region, opts.database)]);
-    if (slot.rowCount === 0) await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName(opts.region, opts.database)]);
+    if (slot.rowCount === 0) {
+      // No slot: a first start, or one dropped while the agent was away, whose unread
+      // changes are gone. Forgetting the destinations makes the start's initial copy send
+      // them everything (a no-op on a first start: none is recorded yet).
+      await forgetDestinations(db, opts.regions.filter((r) => r !== opts.region));
+      await db.query(`select pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName(opts.region, opts.database)]);
+    }
     else if (slot.rows[0]!.plugin !== 'pgoutput') throw new RegionsyncError('RS_REPLICATION_SLOT', `slot ${slotName(opts.region, opts.database)} exists with plugin ${slot.rows[0]!.plugin}; drop it (SELECT pg_drop_replication_slot('${slotName(opts.region, opts.database)}')) and restart`);
   } finally {
     await db.query('select pg_advisory_unlock(hashtext($1))', ['regionsync-setup']);

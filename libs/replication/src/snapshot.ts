@@ -41,6 +41,36 @@ export async function recordMembership(db: pg.ClientBase, regions: string[], tab
   await db.query(`insert into ${META_SCHEMA}.membership (kind, name) select 'table', unnest($1::text[]) on conflict do nothing`, [tables]);
 }
 
+export interface InitialCopyOptions extends SnapshotOptions {
+  /** Every other region this agent sends to. */
+  destinations: string[];
+  /** Every replicated table, schema-qualified. */
+  tables: string[];
+  /** Awaited after the copy's publishes, before membership is recorded (e.g. audit flush). */
+  ackBarrier?: () => Promise<void>;
+}
+
+/**
+ * Sends a snapshot to every destination not yet recorded as a member and of every table not
+ * yet recorded, then records them. A crash half-way leaves them unrecorded, so the next
+ * start sends the copy again (the merge rules make the repeat harmless).
+ */
+export async function initialCopy(db: pg.ClientBase, o: InitialCopyOptions): Promise<{ regions: string[]; tables: string[]; rows: number }> {
+  const fresh = await newcomers(db, o.destinations, o.tables);
+  const knownRegions = o.destinations.filter((r) => !fresh.regions.includes(r));
+  let rows = await publishSnapshot(db, o, o.tables, fresh.regions);
+  rows += await publishSnapshot(db, o, fresh.tables, knownRegions);
+  await o.ackBarrier?.();
+  await recordMembership(db, o.destinations, o.tables);
+  return { regions: fresh.regions, tables: fresh.tables, rows };
+}
+
+/** Every destination will get a full copy again at the next initialCopy (the slot's WAL was lost). */
+export async function forgetDestinations(db: pg.ClientBase, regions: string[]): Promise<void> {
+  await db.query(MEMBERSHIP_DDL);
+  await db.query(`delete from ${META_SCHEMA}.membership where kind = 'region' and name = any($1::text[])`, [regions]);
+}
+
 interface VersionRow {
   hlc: string | null;
   region: string | null;
