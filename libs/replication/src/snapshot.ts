@@ -10,7 +10,7 @@ import { changesSubject, makeEnvelope, messageId, type ChangeBody, type RowChang
 import type { ChangeCodec, ChangePublisher, EgressFilter } from './capture.js';
 import { columnLayout } from './assembler.js';
 import { loadTableInfo } from './table-info.js';
-import { META_SCHEMA, PK_SEPARATOR, quoteIdent, quoteTable } from './sql-names.js';
+import { META_SCHEMA, PK_SEPARATOR, quoteIdent, quoteLiteral, quoteTable } from './sql-names.js';
 
 /** Chunk indexes of snapshot messages start here so they never collide with a transaction's. */
 export const SNAPSHOT_CHUNK_BASE = 1_000_000;
@@ -108,12 +108,11 @@ export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tab
         `select attname as name, atttypid::int as "typeOid" from pg_attribute where attrelid = $1::regclass and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`, [quoteTable(table)])).rows });
       const pkExpr = info.keyColumns.map((k) => `coalesce(t.${quoteIdent(k)}::text, '')`).join(` || chr(31) || `);
       const cols = info.columns.map((c) => `t.${quoteIdent(c.name)}::text as ${quoteIdent(c.name)}`).join(', ');
-      const live = await db.query<Record<string, string | null> & VersionRow>(
-        `select ${cols}, ${pkExpr} as __pk, rv.hlc, rv.region, rv.deleted, rv.counters, rv.redacted from ${quoteTable(table)} t
-           left join ${META_SCHEMA}.row_versions rv on rv.table_name = $1 and rv.pk = ${pkExpr}`,
-        [info.name],
-      );
-      const tombs = await db.query<VersionRow & { pk: string }>(`select pk, pk as __pk, hlc, region, deleted, counters from ${META_SCHEMA}.row_versions where table_name = $1 and deleted`, [info.name]);
+      const liveSql = `select ${cols}, ${pkExpr} as __pk, rv.hlc, rv.region, rv.deleted, rv.counters, rv.redacted from ${quoteTable(table)} t
+           left join ${META_SCHEMA}.row_versions rv on rv.table_name = ${quoteLiteral(info.name)} and rv.pk = ${pkExpr}`;
+      const tombSql = `select pk, pk as __pk, hlc, region, deleted, counters from ${META_SCHEMA}.row_versions where table_name = ${quoteLiteral(info.name)} and deleted`;
+      let liveCount = 0;
+      let tombCount = 0;
       let rows: RowChange[] = [];
       const push = async (r: RowChange) => {
         rows.push(r);
@@ -122,7 +121,8 @@ export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tab
           rows = [];
         }
       };
-      for (const row of live.rows) {
+      for await (const row of cursorRows<Record<string, string | null> & VersionRow>(db, liveSql)) {
+        liveCount += 1;
         const { hlc, region, counters, __pk: _pk, deleted: _d, redacted, ...values } = row;
         const key = Object.fromEntries(info.keyColumns.map((k) => [k, values[k] ?? null]));
         const version = { hlc: hlc ?? HLC_ZERO, region: region ?? o.region };
@@ -132,14 +132,15 @@ export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tab
         await push({ table: info.name, op: 'insert', key, values: rowValues, ...(held.size > 0 ? { unchangedToast: [...held] } : {}), version });
         await pushContributions(push, info.name, key, counters);
       }
-      for (const t of tombs.rows) {
+      for await (const t of cursorRows<VersionRow & { pk: string }>(db, tombSql)) {
+        tombCount += 1;
         const parts = t.pk.split(PK_SEPARATOR);
         const key = Object.fromEntries(info.keyColumns.map((k, i) => [k, parts[i] ?? null]));
         // No contributions after a tombstone: a newer contribution version would revive the row.
         await push({ table: info.name, op: 'delete', key, version: { hlc: t.hlc!, region: t.region! } });
       }
       if (rows.length > 0) await flush(rows, { [info.name]: layout });
-      o.log.info({ table: info.name, destinations, live: live.rowCount, tombstones: tombs.rowCount }, 'initial copy published');
+      o.log.info({ table: info.name, destinations, live: liveCount, tombstones: tombCount }, 'initial copy published');
     }
     await Promise.all(pending);
     await db.query('commit');
@@ -149,6 +150,25 @@ export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tab
   }
   return sent;
 }
+
+/**
+ * Rows of `sql` a thousand at a time through a cursor of the open transaction: a region's
+ * whole table (a join, or the copy after a lost slot) must not sit in the agent's memory.
+ */
+async function* cursorRows<T extends pg.QueryResultRow>(db: pg.ClientBase, sql: string): AsyncGenerator<T> {
+  const name = `regionsync_snapshot_${cursorSeq++}`;
+  await db.query(`declare ${name} no scroll cursor for ${sql}`);
+  try {
+    for (;;) {
+      const r = await db.query<T>(`fetch 1000 from ${name}`);
+      if (r.rows.length === 0) return;
+      yield* r.rows;
+    }
+  } finally {
+    await db.query(`close ${name}`).catch(() => undefined);
+  }
+}
+let cursorSeq = 0;
 
 // Each region's cumulative contribution travels as its own change so the receiver's
 // per-region merge sees every one of them, exactly as if that region had sent it.
