@@ -197,6 +197,22 @@ export class Cluster {
     await this.startAgent(region);
   }
 
+  /**
+   * Starts a second agent process for `region` while the current one keeps running, as a
+   * rolling update does (the new one comes up before the old one is stopped). The new
+   * process becomes the region's agent here; the old one is returned for the caller to stop.
+   */
+  async startReplacement(region: string, timeoutMs = 60_000): Promise<{ old: AgentHandle | undefined; handle: AgentHandle }> {
+    const old = this.agents.get(region);
+    this.agents.delete(region);
+    try {
+      return { old, handle: await this.startAgent(region, timeoutMs) };
+    } catch (err) {
+      if (old) this.agents.set(region, old);
+      throw err;
+    }
+  }
+
   /** Changes the replicated tables of every agent (rolling restart). */
   async setTables(tables: NonNullable<ClusterOptions['tables']>): Promise<void> {
     this.o.tables = tables;
