@@ -11,9 +11,9 @@
 //
 // Reproduce: E2E_SEED=<printed seed> E2E_KILLS=20 npx vitest run -c vitest.int.config.ts crashes
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, type Broker } from '@regionsync/sandbox';
+import type { Broker, Cluster } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { agentHealth, convergeAndCheck, describeViolations, endpoints, envNumber, RssSampler, seedProductsEverywhere, freshPrefix } from './scenario-support.js';
+import { agentHealth, convergeAndCheck, describeViolations, envNumber, RssSampler, seededCluster } from './scenario-support.js';
 import { Rng, runWorkload, seedFromEnv, type CounterDelta, type RecordedWrite } from './workload.js';
 
 const KILLS = envNumber('E2E_KILLS', 20);
@@ -42,10 +42,7 @@ describe.each(['nats', 'kafka'] as Broker[])('agents killed with SIGKILL under l
   const tag = `crashes ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_crash_${broker}`, broker, prefix: freshPrefix(`crash${broker}`) });
-    await cluster.startAll();
-    agents = endpoints(cluster);
-    initial = await seedProductsEverywhere(cluster, agents, PRODUCTS, 1000);
+    ({ cluster, agents, initial } = await seededCluster({ name: 'crash', broker, products: PRODUCTS }));
   }, 900_000);
 
   afterAll(async () => {

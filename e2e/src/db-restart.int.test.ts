@@ -15,9 +15,9 @@
 // Reproduce: E2E_SEED=<printed seed> E2E_DB_DOWN_S=15 npx vitest run -c vitest.int.config.ts db-restart
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crashDatabase, startDatabase } from '@regionsync/stack';
-import { Cluster, waitUntil, type Broker } from '@regionsync/sandbox';
+import { waitUntil, type Broker, type Cluster } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { agentHealth, convergeAndCheck, describeViolations, endpoints, envNumber, freshPrefix, seedProductsEverywhere } from './scenario-support.js';
+import { agentHealth, convergeAndCheck, describeViolations, envNumber, seededCluster } from './scenario-support.js';
 import { runWorkload, seedFromEnv } from './workload.js';
 
 const DB_DOWN_MS = envNumber('E2E_DB_DOWN_S', 15) * 1000;
@@ -41,10 +41,7 @@ describe.each(['nats', 'kafka'] as Broker[])('database crash and restart on %s (
   const tag = `db-restart ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_dbr_${broker}`, broker, prefix: freshPrefix(`dbr${broker}`) });
-    await cluster.startAll();
-    agents = endpoints(cluster);
-    initial = await seedProductsEverywhere(cluster, agents, PRODUCTS, 1000);
+    ({ cluster, agents, initial } = await seededCluster({ name: 'dbr', broker, products: PRODUCTS }));
   }, 900_000);
 
   afterAll(async () => {

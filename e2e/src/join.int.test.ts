@@ -4,19 +4,12 @@
 // and no duplicate.
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveLayout, startScratchPostgres, stopScratchPostgres } from '@regionsync/stack';
-import { Cluster, DEMO_TABLES, checksumSql, waitUntil } from '@regionsync/sandbox';
+import { Cluster, DEMO_TABLES, waitUntil } from '@regionsync/sandbox';
+import { tablesConverged } from './scenario-support.js';
 
 const REGIONS = ['us-east-1', 'eu-west-1', 'eu-central-1'];
 const JOINER = 'ap-southeast-1';
 const TABLES = ['public.users', 'public.orders', 'public.products', 'public.documents'];
-
-async function converged(c: Cluster, tables: string[]): Promise<boolean> {
-  for (const t of tables) {
-    const sums = await Promise.all(c.regions.map(async (r) => (await c.query<{ sum: string }>(r, checksumSql(t)))[0]!.sum));
-    if (new Set(sums).size !== 1) return false;
-  }
-  return true;
-}
 
 describe.each(['nats', 'kafka'] as const)('joining on %s', (broker) => {
   const layout = resolveLayout();
@@ -35,12 +28,12 @@ describe.each(['nats', 'kafka'] as const)('joining on %s', (broker) => {
       await c.query(r, `insert into users select gen_random_uuid(), $1, 'u' || g || '@x', 'User ' || g, now() from generate_series(1, 300) g`, [r]);
       await c.query(r, `insert into products select g, 'p' || g, 100, 50, now() from generate_series($1::int, $1::int + 49) g`, [i * 100 + 1]);
     }
-    await waitUntil('3 regions converged before the join', () => converged(c, TABLES), 120_000);
+    await waitUntil('3 regions converged before the join', () => tablesConverged(c, TABLES), 120_000);
     for (const r of REGIONS) {
       await c.query(r, `update products set stock = stock - 7 where id % 3 = 0`);
       await c.query(r, `delete from users where ctid in (select ctid from users where home_region = $1 limit 20)`, [r]);
     }
-    await waitUntil('3 regions converged with deletes and counters', () => converged(c, TABLES), 120_000);
+    await waitUntil('3 regions converged with deletes and counters', () => tablesConverged(c, TABLES), 120_000);
 
     // Writes keep flowing in us-east-1 while the fourth region joins.
     let writing = true;
@@ -57,7 +50,7 @@ describe.each(['nats', 'kafka'] as const)('joining on %s', (broker) => {
     await waitUntil('some writes during the join', async () => written >= 20, 60_000);
     writing = false;
     await writer;
-    await waitUntil('4 regions converged after the join', () => converged(c, TABLES), 180_000);
+    await waitUntil('4 regions converged after the join', () => tablesConverged(c, TABLES), 180_000);
     const [{ n }] = await c.query<{ n: number }>(JOINER, 'select count(*)::int as n from users');
     expect(n).toBe(3 * 300 - 3 * 20 + written);
     const [{ s }] = await c.query<{ s: string }>(JOINER, 'select stock::text as s from products where id = 3');
@@ -72,7 +65,7 @@ describe.each(['nats', 'kafka'] as const)('joining on %s', (broker) => {
     await c.query(JOINER, `insert into extra select g, 'ap' || g from generate_series(1001, 1200) g`);
     await c.setTables([...DEMO_TABLES, { name: 'public.extra', strategy: 'row-lww', counterColumns: [] }]);
     await c.query('us-east-1', `insert into extra values (5000, 'after')`);
-    await waitUntil('added table converged everywhere', () => converged(c, [...TABLES, 'public.extra']), 180_000);
+    await waitUntil('added table converged everywhere', () => tablesConverged(c, [...TABLES, 'public.extra']), 180_000);
     for (const r of c.regions) expect((await c.query<{ n: number }>(r, 'select count(*)::int as n from extra'))[0]!.n).toBe(701);
   }, 900_000);
 });

@@ -17,9 +17,9 @@
 // Reproduce: E2E_SEED=<printed seed> E2E_CUT_S=60 npx vitest run -c vitest.int.config.ts partition
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cutLink, dropReplies, restoreLink, restoreReplies } from '@regionsync/stack';
-import { Cluster, waitUntil, type Broker } from '@regionsync/sandbox';
+import { waitUntil, type Broker, type Cluster } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { agentHealth, convergeAndCheck, brokerRunning, currentWalLsn, describeViolations, endpoints, failedPublishLsns, envNumber, lsnToBigInt, metricMode, metricSamples, originProgress, RssSampler, seedProductsEverywhere, slotPosition, startBroker, stopBroker, freshPrefix } from './scenario-support.js';
+import { agentHealth, convergeAndCheck, brokerRunning, currentWalLsn, describeViolations, failedPublishLsns, envNumber, lsnToBigInt, metricMode, metricSamples, originProgress, RssSampler, seededCluster, slotPosition, startBroker, stopBroker } from './scenario-support.js';
 import { runWorkload, seedFromEnv, type CounterDelta, type RecordedWrite, type WorkloadResult } from './workload.js';
 
 const CUT_MS = envNumber('E2E_CUT_S', 60) * 1000;
@@ -45,10 +45,7 @@ describe.each(['nats', 'kafka'] as Broker[])('partition and broker restart on %s
   const tag = `partition ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_part_${broker}`, broker, prefix: freshPrefix(`part${broker}`) });
-    await cluster.startAll();
-    agents = endpoints(cluster);
-    initial = await seedProductsEverywhere(cluster, agents, PRODUCTS, 1000);
+    ({ cluster, agents, initial } = await seededCluster({ name: 'part', broker, products: PRODUCTS }));
   }, 900_000);
 
   afterAll(async () => {

@@ -8,9 +8,9 @@
 //
 // Reproduce: E2E_SEED=<printed seed> npx vitest run -c vitest.int.config.ts rolling-update
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster, waitUntil, type Broker } from '@regionsync/sandbox';
+import { waitUntil, type Broker, type Cluster } from '@regionsync/sandbox';
 import type { AgentEndpoint } from './checkers.js';
-import { agentHealth, convergeAndCheck, describeViolations, endpoints, envNumber, freshPrefix, metricSamples, seedProductsEverywhere } from './scenario-support.js';
+import { agentHealth, convergeAndCheck, describeViolations, endpoints, envNumber, metricSamples, seededCluster } from './scenario-support.js';
 import { runWorkload, seedFromEnv } from './workload.js';
 
 const OVERLAP_MS = envNumber('E2E_OVERLAP_S', 5) * 1000;
@@ -29,10 +29,7 @@ describe.each(['nats', 'kafka'] as Broker[])('rolling update on %s (3 regions)',
   const tag = `rolling ${broker}`;
 
   beforeAll(async () => {
-    cluster = await Cluster.create({ database: `e2e_roll_${broker}`, broker, prefix: freshPrefix(`roll${broker}`) });
-    await cluster.startAll();
-    agents = endpoints(cluster);
-    initial = await seedProductsEverywhere(cluster, agents, PRODUCTS, 1000);
+    ({ cluster, agents, initial } = await seededCluster({ name: 'roll', broker, products: PRODUCTS }));
   }, 900_000);
 
   afterAll(async () => {

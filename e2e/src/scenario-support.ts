@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveLayout, up } from '@regionsync/stack';
-import { waitUntil, type Broker, type Cluster } from '@regionsync/sandbox';
+import { Cluster, checksumSql, waitUntil, type Broker } from '@regionsync/sandbox';
 import { checkCounters, checkNoLostWrite, checkNoResurrection, loadRegionState, parseMetrics, waitForConvergence, type AgentEndpoint, type ConvergenceResult, type RegionState, type Violation } from './checkers.js';
 import { seedProducts, type CounterDelta, type RecordedWrite } from './workload.js';
 
@@ -273,6 +273,40 @@ export async function seedProductsEverywhere(c: Cluster, agents: AgentEndpoint[]
     return true;
   }, 180_000);
   return new Map(Array.from({ length: n }, (_, i) => [i + 1, BigInt(stock)] as const));
+}
+
+/** A fresh 3-region cluster with every agent started and products 1..n seeded everywhere. */
+export async function seededCluster(o: { name: string; broker: Broker; products: number; stock?: number }): Promise<{ cluster: Cluster; agents: AgentEndpoint[]; initial: Map<number, bigint> }> {
+  const cluster = await Cluster.create({ database: `e2e_${o.name}_${o.broker}`, broker: o.broker, prefix: freshPrefix(`${o.name}${o.broker}`) });
+  await cluster.startAll();
+  const agents = endpoints(cluster);
+  const initial = await seedProductsEverywhere(cluster, agents, o.products, o.stock ?? 1000);
+  return { cluster, agents, initial };
+}
+
+/** Whether every region of the cluster holds the same rows in each of `tables` (by checksum). */
+export async function tablesConverged(c: Cluster, tables: string[]): Promise<boolean> {
+  for (const t of tables) {
+    const sums = await Promise.all(c.regions.map(async (r) => (await c.query<{ sum: string }>(r, checksumSql(t)))[0]!.sum));
+    if (new Set(sums).size !== 1) return false;
+  }
+  return true;
+}
+
+/**
+ * Takes the region's slot away from its running agent: its walsender is terminated and the
+ * slot dropped, retried until a drop lands before the agent reconnects.
+ */
+export async function dropSlotUnderAgent(c: Cluster, region: string): Promise<void> {
+  await waitUntil(`${region} slot dropped`, async () => {
+    try {
+      await c.query(region, `select pg_terminate_backend(active_pid) from pg_replication_slots where database = current_database() and active_pid is not null`);
+      await c.query(region, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database()`);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 60_000, 0);
 }
 
 export interface CheckedRun {

@@ -14,8 +14,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { resolveLayout, startScratchPostgres, stopScratchPostgres } from '@regionsync/stack';
-import { Cluster, checksumSql, waitUntil } from '@regionsync/sandbox';
-import { agentHealth, envNumber, metricSamples, RssSampler } from './scenario-support.js';
+import { Cluster, waitUntil } from '@regionsync/sandbox';
+import { agentHealth, dropSlotUnderAgent, envNumber, metricSamples, RssSampler, tablesConverged } from './scenario-support.js';
 
 const HOME = 'us-east-1';
 const LOSER = 'ap-southeast-1';
@@ -28,14 +28,6 @@ const RSS_GROWTH_MB = envNumber('E2E_COPY_RSS_GROWTH_MB', 64);
 /** How many full copies after a lost slot the agent's log reports. */
 function copiesLogged(logPath: string): number {
   return readFileSync(logPath, 'utf8').split('slot re-created; full copy sent').length - 1;
-}
-
-async function converged(c: Cluster, tables: string[]): Promise<boolean> {
-  for (const t of tables) {
-    const sums = await Promise.all(c.regions.map(async (r) => (await c.query<{ sum: string }>(r, checksumSql(t)))[0]!.sum));
-    if (new Set(sums).size !== 1) return false;
-  }
-  return true;
 }
 
 describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker) => {
@@ -62,7 +54,7 @@ describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker
     await c.startAll();
     await c.query(HOME, `insert into products select g, 'p' || g, 100, 50, now() from generate_series(1, 20) g`);
     await c.query(LOSER, `insert into users select gen_random_uuid(), $1, 'before' || g || '@x', 'Before ' || g, now() from generate_series(1, 100) g`, [LOSER]);
-    await waitUntil('3 regions converged before the loss', () => converged(c, TABLES), 120_000);
+    await waitUntil('3 regions converged before the loss', () => tablesConverged(c, TABLES), 120_000);
 
     // The agent is away; its region keeps writing: inserts, deletes, counter increments.
     expect(await c.stopAgent(LOSER, 'SIGTERM')).toBe(0);
@@ -82,7 +74,7 @@ describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker
     }, 120_000, 0);
 
     const handle = await c.startAgent(LOSER, 180_000);
-    await waitUntil('3 regions converged after the slot was re-created', () => converged(c, TABLES), 240_000);
+    await waitUntil('3 regions converged after the slot was re-created', () => tablesConverged(c, TABLES), 240_000);
     for (const r of c.regions) {
       const [u] = await c.query<{ away: number; before: number }>(r, `select count(*) filter (where email like 'away%')::int as away, count(*) filter (where email like 'before%')::int as before from users`);
       expect(u, r).toEqual({ away: 300, before: 100 - deleted });
@@ -126,15 +118,7 @@ describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker
       await waitUntil('some writes before the drop', async () => written >= 20, 30_000);
       // The agent reconnects within a few hundred ms of losing its walsender: terminate and
       // drop until a drop lands while the slot is inactive.
-      await waitUntil(`${LOSER} slot dropped`, async () => {
-        try {
-          await c.query(LOSER, `select pg_terminate_backend(active_pid) from pg_replication_slots where database = current_database() and active_pid is not null`);
-          await c.query(LOSER, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database()`);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 60_000, 0);
+      await dropSlotUnderAgent(c, LOSER);
       await waitUntil(`${LOSER} agent re-created its slot`, async () => ((await agentHealth(handle.httpUrl)).slotsLost ?? 0) > lostBefore, 60_000, 100);
       const at = written;
       await waitUntil('some writes after the new slot', async () => written >= at + 20, 30_000);
@@ -142,7 +126,7 @@ describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker
       writing = false;
       await writer;
     }
-    await waitUntil('3 regions converged after the drop', () => converged(c, TABLES), 240_000);
+    await waitUntil('3 regions converged after the drop', () => tablesConverged(c, TABLES), 240_000);
     for (const r of c.regions) {
       const [x] = await c.query<{ n: number; s: string }>(r, `select (select count(*)::int from users where email like 'drop%') as n, (select stock::text from products where id = 2) as s`);
       expect(x, r).toEqual({ n: written, s: String(50 + 5 + written) });
@@ -153,21 +137,13 @@ describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker
   it(`the full copy of a ${COPY_ROWS}-row table keeps the agent's memory bounded`, async () => {
     const c = cluster!;
     await c.query(HOME, `insert into users select gen_random_uuid(), $1, 'bulk' || g || '@example.com', 'Bulk user ' || g, now() from generate_series(1, $2::int) g`, [HOME, COPY_ROWS]);
-    await waitUntil('the bulk rows everywhere', () => converged(c, ['public.users']), 300_000);
+    await waitUntil('the bulk rows everywhere', () => tablesConverged(c, ['public.users']), 300_000);
     const handle = c.agents.get(HOME)!;
     const lostBefore = (await agentHealth(handle.httpUrl)).slotsLost ?? 0;
     const copiesBefore = copiesLogged(handle.logPath);
     const rss = new RssSampler(c, [HOME], 100).start();
     try {
-      await waitUntil(`${HOME} slot dropped`, async () => {
-        try {
-          await c.query(HOME, `select pg_terminate_backend(active_pid) from pg_replication_slots where database = current_database() and active_pid is not null`);
-          await c.query(HOME, `select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database()`);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 60_000, 0);
+      await dropSlotUnderAgent(c, HOME);
       const from = Date.now();
       await waitUntil(`${HOME} re-created its slot and sent the copy`, async () => ((await agentHealth(handle.httpUrl)).slotsLost ?? 0) > lostBefore && copiesLogged(handle.logPath) > copiesBefore, 300_000, 100);
       const copyMs = Date.now() - from;
@@ -178,6 +154,6 @@ describe.each(['nats', 'kafka'] as const)('replication slot lost on %s', (broker
     } finally {
       rss.stop();
     }
-    await waitUntil('3 regions converged after the copy', () => converged(c, TABLES), 240_000);
+    await waitUntil('3 regions converged after the copy', () => tablesConverged(c, TABLES), 240_000);
   }, 900_000);
 });
