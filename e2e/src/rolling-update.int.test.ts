@@ -41,7 +41,7 @@ describe.each(['nats', 'kafka'] as Broker[])('rolling update on %s (3 regions)',
     console.log(`[${tag}] seed=${seed} overlap ${OVERLAP_MS / 1000} s; logs in ${cluster.dir}`);
     const workload = runWorkload({ targets: agents, seed, durationMs: 5000 + cluster.regions.length * (OVERLAP_MS + 8000), writersPerRegion: WRITERS, products: PRODUCTS, log: (l) => console.log(`[${tag}] ${l}`) });
     workload.catch(() => undefined);
-    const swaps: { region: string; readyMs: number; oldExit: number | null }[] = [];
+    const swaps: { region: string; readyMs: number; oldExit: number | null; takeoverMs: number }[] = [];
     try {
       await sleep(5000);
       for (const region of cluster.regions) {
@@ -53,14 +53,15 @@ describe.each(['nats', 'kafka'] as Broker[])('rolling update on %s (3 regions)',
         const exited = new Promise<number | null>((resolve) => old!.process!.once('exit', (code) => resolve(code)));
         old!.process!.kill('SIGTERM');
         const oldExit = await exited;
-        swaps.push({ region, readyMs, oldExit });
+        const exitAt = Date.now();
         // The new agent takes over capture: a local write moves its own counter once the old
         // one is gone.
         const capturedAt = await metricTotal(handle.httpUrl, 'regionsync_transactions_captured_total');
         await waitUntil(`new ${region} agent captures`, async () => {
           await cluster.query(region, `update products set name = name where id = 1`);
           return (await metricTotal(handle.httpUrl, 'regionsync_transactions_captured_total')) > capturedAt;
-        }, 60_000, 500);
+        }, 60_000, 250);
+        swaps.push({ region, readyMs, oldExit, takeoverMs: Date.now() - exitAt });
         await sleep(3000);
       }
     } finally {

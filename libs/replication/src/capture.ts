@@ -12,6 +12,8 @@ import { TextPgoutputPlugin } from './text-pgoutput.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { backoff, sleep } from './retry.js';
 
+/** SQLSTATE object_in_use: START_REPLICATION on a slot another process streams. */
+const SLOT_IN_USE = '55006';
 /** Messages of the open transaction published but not yet confirmed before capture waits. */
 const MAX_CHUNKS_IN_FLIGHT = 16;
 /**
@@ -107,13 +109,23 @@ export class Capture {
     this.signal = signal;
     const idle = this.idleHeartbeats(signal);
     let attempt = 0;
+    let slotBusy = 0;
     while (!signal.aborted) {
       try {
         await this.ensureSlot();
         await this.stream(signal);
         attempt = 0;
+        slotBusy = 0;
       } catch (err) {
         if (signal.aborted) break;
+        if ((err as { code?: string }).code === SLOT_IN_USE) {
+          // Another process streams the slot: during a rolling update, the agent this one
+          // replaces. Ask every second so the hand-over is quick, and say so now and then
+          // rather than on every try (it may also be something that should not be there).
+          if (slotBusy++ % 60 === 0) this.o.log.warn({ err: errInfo(err), waitedS: slotBusy - 1 }, 'replication slot in use by another process; waiting for it');
+          await sleep(1000, signal);
+          continue;
+        }
         this.o.metrics?.captureErrors.inc();
         this.o.log.warn({ err: errInfo(err), attempt }, 'capture stream failed; reconnecting');
         await sleep(backoff(attempt++), signal);
