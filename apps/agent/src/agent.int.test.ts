@@ -165,6 +165,47 @@ describe('agent on the real stack', () => {
     expect(await stockIn(EU)).toBe('7');
   });
 
+  it('a deleted counter row inserted again by a statement larger than a chunk: its version, sent after the rows, reaches every region', async () => {
+    const rowIn = async (region: string, id: number) => (await cluster.query<{ name: string; stock: string }>(region, 'select name, stock::text as stock from products where id = $1', [id]))[0];
+    const versionIn = async (region: string, id: number) => (await cluster.query<{ hlc: string; region: string; deleted: boolean; counters: unknown }>(region, `select hlc, region, deleted, counters from regionsync.row_versions where table_name = 'public.products' and pk = $1`, [String(id)]))[0];
+    await cluster.query(US, `insert into products values (911000, 'first life', 1, 10, now())`);
+    await waitUntil('product in eu-west-1', async () => (await rowIn(EU, 911000))?.stock === '10', 30_000);
+    await cluster.query(EU, `update products set stock = stock + 4 where id = 911000`);
+    await waitUntil('eu-west-1 increment in us-east-1', async () => (await rowIn(US, 911000))?.stock === '14', 30_000);
+    await cluster.query(US, `delete from products where id = 911000`);
+    await waitUntil('delete in eu-west-1', async () => (await rowIn(EU, 911000)) === undefined, 30_000);
+    // The re-inserted key is the statement's first row: it leaves in the first 500-row chunk,
+    // and its version (above the tombstone, with us-east-1's contribution 6 - 4) after all 1,200.
+    await cluster.query(US, `insert into products (id, name, price_cents, stock, updated_at) select g, 'bulk ' || g, 1, case when g = 911000 then 6 else 1 end, now() from generate_series(911000, 912199) g order by g`);
+    await waitUntil('the 1,200 rows in eu-west-1', async () => (await cluster.query<{ n: number }>(EU, 'select count(*)::int as n from products where id between 911000 and 912199'))[0]!.n === 1200, 30_000);
+    await waitUntil('the late version in eu-west-1', async () => (await versionIn(EU, 911000))?.hlc === (await versionIn(US, 911000))?.hlc, 30_000);
+    const [us, eu, sibling] = [await versionIn(US, 911000), await versionIn(EU, 911000), await versionIn(US, 911001)];
+    expect(eu).toEqual(us);
+    expect(us!.hlc > sibling!.hlc).toBe(true);
+    expect(us!.deleted).toBe(false);
+    for (const r of [US, EU]) expect(await rowIn(r, 911000)).toEqual({ name: 'bulk 911000', stock: '6' });
+    await cluster.query(EU, `update products set stock = stock + 1 where id = 911000`);
+    await waitUntil('increment after the re-insert in us-east-1', async () => (await rowIn(US, 911000))?.stock === '7', 30_000);
+  });
+
+  it("a user's AFTER ROW trigger that changes the rows an INSERT wrote: the changed rows travel, with one version everywhere", async () => {
+    const rowsIn = (region: string) => cluster.query<{ id: number; name: string; stock: number }>(region, 'select id::int, name, stock::int from products where id between 913000 and 913002 order by id');
+    const versionsIn = (region: string) => cluster.query(region, `select pk, hlc, region, deleted, counters from regionsync.row_versions where table_name = 'public.products' and pk in ('913000', '913001', '913002') order by pk`);
+    await cluster.query(US, `insert into products values (913001, 'tombstoned', 1, 3, now())`);
+    await cluster.query(US, `delete from products where id = 913001`);
+    await cluster.query(US, `create or replace function public.test_touch() returns trigger language plpgsql as $$ begin update products set name = NEW.name || ' (touched)', stock = NEW.stock + 1 where id = NEW.id; return null; end $$`);
+    await cluster.query(US, `create trigger test_touch after insert on products for each row when (NEW.id in (913000, 913001)) execute function public.test_touch()`);
+    try {
+      await cluster.query(US, `insert into products values (913000, 'new', 1, 5, now()), (913001, 'again', 1, 7, now()), (913002, 'untouched', 1, 2, now())`);
+    } finally {
+      await cluster.query(US, 'drop trigger test_touch on products');
+    }
+    const expected = [{ id: 913000, name: 'new (touched)', stock: 6 }, { id: 913001, name: 'again (touched)', stock: 8 }, { id: 913002, name: 'untouched', stock: 2 }];
+    expect(await rowsIn(US)).toEqual(expected);
+    await waitUntil('the three rows in eu-west-1', async () => JSON.stringify(await rowsIn(EU)) === JSON.stringify(expected), 30_000);
+    await waitUntil('the same versions in eu-west-1', async () => JSON.stringify(await versionsIn(EU)) === JSON.stringify(await versionsIn(US)), 30_000);
+  });
+
   it('applies an insert of a key this region already holds by merging, and keeps its values out of the PostgreSQL server log', async () => {
     const canary = `pg-log-canary-${Date.now()}`;
     const pgLog = join(resolveLayout().stateDir, 'logs', `postgres-${EU}.log`);

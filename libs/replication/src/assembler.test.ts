@@ -15,6 +15,15 @@ const version = (pk: string, hlc: string, extra: Record<string, unknown> = {}): 
   content: Buffer.from(JSON.stringify({ table: 'public.users', pk, hlc, region: 'us-east-1', deleted: false, counters: null, seen: null, redacted: null, ...extra })),
 });
 const ins = (id: string, email: string | undefined, bio: string | null = 'b'): PgMessage => ({ tag: 'insert', relation: users, new: { id, email, bio } });
+// An INSERT statement's stamp, and the version of a key it wrote over a tombstone, sent after the rows.
+const stmt = (table: string, hlc: string, counterColumns: string[] = []): PgMessage => ({
+  tag: 'message', prefix: 'regionsync-stamp', transactional: true,
+  content: Buffer.from(JSON.stringify({ table, hlc, region: 'us-east-1', seen: null, counterColumns })),
+});
+const late = (table: string, pk: string, hlc: string, extra: Record<string, unknown>): PgMessage => ({
+  tag: 'message', prefix: 'regionsync-late-version', transactional: true,
+  content: Buffer.from(JSON.stringify({ table, pk, hlc, region: 'us-east-1', deleted: false, counters: null, seen: null, redacted: null, ...extra })),
+});
 
 function run(msgs: PgMessage[], chunkRows = 1000) {
   const chunks: number[] = [];
@@ -126,6 +135,56 @@ describe('TransactionAssembler', () => {
     expect(tx!.rows[3]!.counters).toEqual({ stock: { region: 'us-east-1', total: '0' } });
     expect(tx!.rows[0]!.counters).toBeUndefined();
     expect(tx!.vclock).toEqual({ 'eu-west-1': '000000000000090.000000', 'us-east-1': '000000000000100.000001' });
+  });
+
+  it('a late version re-versions a re-inserted key still in the chunk, keeping its WAL values', () => {
+    const products: PgRelation = { schema: 'public', name: 'products', columns: [{ name: 'id' }, { name: 'stock' }], keyColumns: ['id'] };
+    const a = new TransactionAssembler('us-east-1', new Set(['public.products']), 1000);
+    const S = '000000000000100.000000';
+    const V = '000000000000100.000002';
+    let tx;
+    for (const m of [
+      begin(),
+      stmt('public.products', S, ['stock']),
+      { tag: 'insert', relation: products, new: { id: '7', stock: '5' } },
+      { tag: 'insert', relation: products, new: { id: '8', stock: '3' } },
+      // 8 had a tombstone with eu-west-1's contribution 4: ours becomes 3 - 4.
+      late('public.products', '8', V, { key: { id: '8' }, values: { id: '8', stock: 'ignored: the WAL row is here' }, counters: { stock: { 'us-east-1': { total: '-1' }, 'eu-west-1': { total: '4' } } }, seen: { 'eu-west-1': '000000000000099.000000' } }),
+      commit(),
+    ] as PgMessage[]) tx = a.push(m) ?? tx;
+    expect(tx!.rows.map((r) => [r.key, r.op, r.version.hlc, r.values, r.counters])).toEqual([
+      [{ id: '7' }, 'insert', S, { id: '7', stock: '5' }, { stock: { region: 'us-east-1', total: '5' } }],
+      [{ id: '8' }, 'insert', V, { id: '8', stock: '3' }, { stock: { region: 'us-east-1', total: '-1' } }],
+    ]);
+    expect(tx!.maxHlc).toBe(V);
+    expect(tx!.vclock).toEqual({ 'us-east-1': V, 'eu-west-1': '000000000000099.000000' });
+  });
+
+  it('a late version for a row an earlier chunk already carried sends the row again with the message values', () => {
+    const chunks: { id: string | null; hlc: string }[][] = [];
+    const a = new TransactionAssembler('us-east-1', new Set(['public.users']), 3, (rows) => chunks.push(rows.map((r) => ({ id: r.key.id ?? null, hlc: r.version.hlc }))));
+    const S = '000000000000100.000000';
+    const V = '000000000000100.000005';
+    let tx;
+    for (const m of [
+      begin(),
+      stmt('public.users', S),
+      ins('1', 'a@x'),
+      ins('2', 'b@x'),
+      ins('3', 'c@x'),
+      late('public.users', '1', V, { key: { id: '1' }, values: { id: '1', email: 'a@x', bio: null }, redacted: ['bio'] }),
+      commit(),
+    ] as PgMessage[]) tx = a.push(m) ?? tx;
+    expect(chunks).toEqual([[{ id: '1', hlc: S }, { id: '2', hlc: S }, { id: '3', hlc: S }]]);
+    expect(tx!.rows).toEqual([
+      { table: 'public.users', op: 'insert', key: { id: '1' }, values: { id: '1', email: 'a@x' }, unchangedToast: ['bio'], version: { hlc: V, region: 'us-east-1' } },
+    ]);
+  });
+
+  it('ignores a malformed late version, and one of a table that is not replicated', () => {
+    const bad: PgMessage = { tag: 'message', prefix: 'regionsync-late-version', content: Buffer.from('{"table":"public.users"}') };
+    const { tx } = run([begin(), stmt('public.users', '000000000000100.000000'), ins('1', 'a@x'), bad, late('public.other', '1', '000000000000200.000000', { key: { id: '1' }, values: { id: '1' } }), late('public.users', '1', '000000000000200.000000', { key: { id: 1 }, values: {} }), commit()]);
+    expect(tx.rows.map((r) => r.version.hlc)).toEqual(['000000000000100.000000']);
   });
 
   it('ignores statement stamps of transactions applied by a regionsync origin and malformed ones', () => {

@@ -9,6 +9,12 @@ import { META_SCHEMA, PK_SEPARATOR, isRegionsyncOrigin, type TableName } from '.
 export const STATEMENT_STAMP_PREFIX = 'regionsync-stamp';
 /** Prefix of the transactional logical message carrying one row's version, just before the row. */
 export const ROW_VERSION_PREFIX = 'regionsync-version';
+/**
+ * Prefix of the message carrying the version of a row an INSERT statement wrote over a key
+ * that had one (a tombstone), sent after the statement's rows, with the row's key and
+ * current values as text.
+ */
+export const LATE_VERSION_PREFIX = 'regionsync-late-version';
 
 /** An INSERT statement's stamp: the version of every new key the statement inserts. */
 interface StatementStamp {
@@ -145,6 +151,7 @@ export class TransactionAssembler {
         if (!this.current || isRegionsyncOrigin(this.current.origin)) return undefined;
         if (msg.prefix === ROW_VERSION_PREFIX) this.rowVersion(msg.content);
         else if (msg.prefix === STATEMENT_STAMP_PREFIX) this.statementStamp(msg.content);
+        else if (msg.prefix === LATE_VERSION_PREFIX) this.lateVersion(msg.content);
         return undefined;
       case 'truncate':
         if (this.current) for (const r of msg.relations) this.current.truncated.push(`${r.schema}.${r.name}`);
@@ -175,14 +182,41 @@ export class TransactionAssembler {
 
   private rowVersion(content: Uint8Array | undefined): void {
     const o = parseJsonObject(content);
-    if (!o || typeof o.table !== 'string' || typeof o.pk !== 'string' || typeof o.hlc !== 'string' || typeof o.region !== 'string') return;
-    this.current!.pending.set(`${o.table}${PK_SEPARATOR}${o.pk}`, {
-      hlc: o.hlc,
-      region: o.region,
-      counters: o.counters && typeof o.counters === 'object' ? (o.counters as StampedVersion['counters']) : null,
-      seen: o.seen && typeof o.seen === 'object' ? (o.seen as VectorClock) : null,
-      redacted: Array.isArray(o.redacted) ? o.redacted.filter((x): x is string => typeof x === 'string') : null,
-    });
+    const v = o && stampedVersion(o);
+    if (v) this.current!.pending.set(`${String(o.table)}${PK_SEPARATOR}${String(o.pk)}`, v);
+  }
+
+  /**
+   * The version of a row its INSERT statement wrote over a key that had one, sent after
+   * the statement's rows. The row still in this chunk takes it as is (its values came from
+   * the WAL); one that already left in an earlier chunk travels again, with the message's
+   * values, and the receivers' merge keeps the later version.
+   */
+  private lateVersion(content: Uint8Array | undefined): void {
+    const c = this.current!;
+    const o = parseJsonObject(content);
+    const stamp = o && stampedVersion(o);
+    if (!stamp || !isTextRecord(o.key) || !isTextRecord(o.values)) return;
+    const table = String(o.table);
+    if (!this.replicated.has(table)) return;
+    const rowKey = `${table}${PK_SEPARATOR}${String(o.pk)}`;
+    const version = { hlc: stamp.hlc, region: stamp.region };
+    let change = c.rows.get(rowKey);
+    if (change) {
+      change.version = version;
+      delete change.counters;
+      if (change.values && stamp.redacted?.length) {
+        for (const col of stamp.redacted) delete change.values[col];
+        change.unchangedToast = [...new Set([...(change.unchangedToast ?? []), ...stamp.redacted])];
+      }
+    } else {
+      const values: Record<string, string | null> = {};
+      const held = stamp.redacted?.length ? new Set(stamp.redacted) : undefined;
+      for (const [col, v] of Object.entries(o.values)) if (!held?.has(col)) values[col] = v;
+      change = { table, op: 'insert', key: o.key, version, values };
+      if (held) change.unchangedToast = [...held];
+    }
+    this.place(c, table, rowKey, change, stamp);
   }
 
   private statementStamp(content: Uint8Array | undefined): void {
@@ -253,6 +287,13 @@ export class TransactionAssembler {
       change.values = values;
       if (toast) change.unchangedToast = toast;
     }
+    c.schemas[table] ??= columnLayout(msg.relation);
+    this.place(c, table, rowKey, change, stamp);
+  }
+
+  // Counters, clocks and chunking of a row change, the last write of its key so far.
+  private place(c: NonNullable<TransactionAssembler['current']>, table: TableName, rowKey: string, change: RowChange, stamp: StampedVersion | undefined): void {
+    const version = change.version;
     const mine = stamp?.counters;
     if (mine) {
       const counters: Record<string, { region: string; total: string }> = {};
@@ -270,7 +311,6 @@ export class TransactionAssembler {
     if (version.hlc > c.maxHlc) c.maxHlc = version.hlc;
     if (!c.vclock[this.localRegion] || c.vclock[this.localRegion]! < version.hlc) c.vclock[this.localRegion] = version.hlc;
     c.tables.add(table);
-    c.schemas[table] ??= columnLayout(msg.relation);
     c.rows.delete(rowKey); // re-insert so Map order follows the last write
     c.rows.set(rowKey, change);
     if (this.onChunk && c.rows.size >= this.chunkRows) {
@@ -280,6 +320,20 @@ export class TransactionAssembler {
     }
   }
 }
+
+function stampedVersion(o: Record<string, unknown>): StampedVersion | undefined {
+  if (typeof o.table !== 'string' || typeof o.pk !== 'string' || typeof o.hlc !== 'string' || typeof o.region !== 'string') return undefined;
+  return {
+    hlc: o.hlc,
+    region: o.region,
+    counters: o.counters && typeof o.counters === 'object' ? (o.counters as StampedVersion['counters']) : null,
+    seen: o.seen && typeof o.seen === 'object' ? (o.seen as VectorClock) : null,
+    redacted: Array.isArray(o.redacted) ? o.redacted.filter((x): x is string => typeof x === 'string') : null,
+  };
+}
+
+const isTextRecord = (v: unknown): v is Record<string, string | null> =>
+  !!v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x === 'string');
 
 function parseJsonObject(content: Uint8Array | undefined): Record<string, unknown> | undefined {
   if (!content) return undefined;
