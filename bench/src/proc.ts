@@ -23,6 +23,28 @@ export function cpuSeconds(pid: number): number | undefined {
   }
 }
 
+/** System-mode CPU seconds of one process: on this VM a syscall is where much of it goes. */
+export function systemSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[12]) / CLK_TCK;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Read and write syscalls of one process so far (/proc/<pid>/io: syscr + syscw). */
+export function ioSyscalls(pid: number): number | undefined {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const r = /syscr:\s+(\d+)/.exec(io);
+    const w = /syscw:\s+(\d+)/.exec(io);
+    return r && w ? Number(r[1]) + Number(w[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Busy and total CPU seconds of the whole machine (every core), from /proc/stat. */
 export function machineCpu(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
@@ -77,21 +99,23 @@ export class RssSampler {
   }
 }
 
-/** CPU seconds used by named process groups between start() and stop(). */
+/** CPU seconds and syscalls of named process groups between start() and stop(). */
 export class CpuMeter {
   private before = new Map<string, Map<number, number>>();
+  private sysBefore = new Map<string, Map<number, number>>();
+  private callsBefore = new Map<string, Map<number, number>>();
   private machineBefore = machineCpu();
   private wallBefore = performance.now();
   private selfBefore = process.cpuUsage();
 
   constructor(private readonly groups: () => Record<string, number[]>) {}
 
-  private read(): Map<string, Map<number, number>> {
+  private read(probe: (pid: number) => number | undefined = cpuSeconds): Map<string, Map<number, number>> {
     const out = new Map<string, Map<number, number>>();
     for (const [name, pids] of Object.entries(this.groups())) {
       const m = new Map<number, number>();
       for (const p of pids) {
-        const v = cpuSeconds(p);
+        const v = probe(p);
         if (v !== undefined) m.set(p, v);
       }
       out.set(name, m);
@@ -99,8 +123,21 @@ export class CpuMeter {
     return out;
   }
 
+  private static sum(before: Map<string, Map<number, number>>, after: Map<string, Map<number, number>>, digits: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    // Per pid, over processes alive at both ends (a process that came or went is left out).
+    for (const [k, m] of after) {
+      let sum = 0;
+      for (const [pid, v] of m) sum += v - (before.get(k)?.get(pid) ?? v);
+      out[k] = round(sum, digits);
+    }
+    return out;
+  }
+
   start(): this {
     this.before = this.read();
+    this.sysBefore = this.read(systemSeconds);
+    this.callsBefore = this.read(ioSyscalls);
     this.machineBefore = machineCpu();
     this.wallBefore = performance.now();
     this.selfBefore = process.cpuUsage();
@@ -108,22 +145,21 @@ export class CpuMeter {
   }
 
   /** Per group: CPU seconds and share of one core over the interval; plus bench itself and the whole machine. */
-  stop(): { wallS: number; groups: Record<string, number>; benchS: number; machineBusyS: number; machineTotalS: number; restarted?: string[] } {
+  /**
+   * Per group: CPU seconds, of which in the kernel (sysS), and read/write syscalls; plus
+   * bench itself and the whole machine.
+   */
+  stop(): { wallS: number; groups: Record<string, number>; sysS: Record<string, number>; syscalls: Record<string, number>; benchS: number; machineBusyS: number; machineTotalS: number; restarted?: string[] } {
     const after = this.read();
     // A group whose processes changed (e.g. someone restarted the broker) contaminates the phase: say so.
     const restarted = [...after].filter(([k, m]) => [...(this.before.get(k)?.keys() ?? [])].some((pid) => !m.has(pid))).map(([k]) => k);
     const m = machineCpu();
     const self = process.cpuUsage(this.selfBefore);
-    const groups: Record<string, number> = {};
-    // Per pid, over processes alive at both ends (a process that came or went is left out).
-    for (const [k, m] of after) {
-      let sum = 0;
-      for (const [pid, v] of m) sum += v - (this.before.get(k)?.get(pid) ?? v);
-      groups[k] = round(sum, 2);
-    }
     return {
       wallS: round((performance.now() - this.wallBefore) / 1000, 2),
-      groups,
+      groups: CpuMeter.sum(this.before, after, 2),
+      sysS: CpuMeter.sum(this.sysBefore, this.read(systemSeconds), 2),
+      syscalls: CpuMeter.sum(this.callsBefore, this.read(ioSyscalls), 0),
       benchS: round((self.user + self.system) / 1e6, 2),
       machineBusyS: round(m.busy - this.machineBefore.busy, 2),
       machineTotalS: round(m.total - this.machineBefore.total, 2),

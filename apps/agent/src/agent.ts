@@ -155,6 +155,7 @@ export class Agent {
       ackBarrier: this.policy.ackBarrier,
       chunkRows: cfg.replication.chunkRows,
       maxPendingTransactions: cfg.replication.maxPendingTransactions,
+      maxPendingRows: cfg.replication.maxPendingRows,
       idleHeartbeatMs: cfg.replication.idleHeartbeatMs,
     });
     this.loops.push(this.capture.run(signal));

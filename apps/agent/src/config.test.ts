@@ -29,6 +29,7 @@ describe('resolveConfig', () => {
     expect(c.tables[0]).toEqual({ name: 'public.users', strategy: 'row-lww', counterColumns: [] });
     expect(c.http).toEqual({ host: '127.0.0.1', port: 9400 });
     expect(c.replication.chunkRows).toBe(500);
+    expect(c.replication.maxPendingRows).toBe(20_000);
   });
 
   it('lets the environment override the file', () => {

@@ -42,6 +42,7 @@ export const agentConfigSchema = z
       .object({
         chunkRows: z.number().int().min(1).max(100_000).default(500).describe('Rows per message; larger transactions are streamed in chunks'),
         maxPendingTransactions: z.number().int().min(1).default(1000).describe('Captured transactions awaiting bus confirmation before reading the WAL pauses'),
+        maxPendingRows: z.number().int().min(1).default(20_000).describe('Rows of the captured transactions awaiting bus confirmation before reading the WAL pauses (bounds the memory they hold; a larger transaction still goes through, alone)'),
         idleHeartbeatMs: z.number().int().min(100).default(10_000).describe('When idle, emit a logical message this often so the slot keeps advancing'),
         maxClockSkewMs: z.number().int().min(0).default(30_000).describe('Largest clock lead accepted from a source before its changes are refused and an alarm raised'),
         applyMaxInFlight: z.number().int().min(1).default(64).describe('Messages fetched ahead of apply (backpressure bound; each can hold up to chunkRows rows)'),

@@ -16,6 +16,7 @@ import { backoff, sleep } from './retry.js';
 const SLOT_IN_USE = '55006';
 /** Messages of the open transaction published but not yet confirmed before capture waits. */
 const MAX_CHUNKS_IN_FLIGHT = 16;
+const DEFAULT_MAX_PENDING_ROWS = 20_000;
 /**
  * Slot acknowledgements are sent at most this often (the newest confirmed position each
  * time, and at once when draining): one standby status per transaction cost a syscall per
@@ -56,6 +57,8 @@ export interface CaptureOptions {
   chunkRows?: number;
   /** Transactions captured but not yet confirmed by the bus before reading pauses. */
   maxPendingTransactions?: number;
+  /** Rows of those transactions before reading pauses: bounds the memory they hold. */
+  maxPendingRows?: number;
   /** Emit a logical message this often when idle, so an idle slot keeps advancing. */
   idleHeartbeatMs?: number;
   /** Awaited with a transaction's publishes before its slot acknowledgement (e.g. audit flush). */
@@ -66,6 +69,7 @@ export interface CaptureOptions {
 
 interface Pending {
   lsn: string;
+  rows: number;
   settled: boolean;
   failed?: unknown;
   done: Promise<void>;
@@ -78,6 +82,8 @@ export class Capture {
   // "applied < captured" would read as loss.
   private highestCounted: string | undefined;
   private pending: Pending[] = [];
+  private pendingRows = 0;
+  private txRows = 0; // rows published for the open transaction, over its chunks
   private service: LogicalReplicationService | undefined;
   private lastActivity = Date.now();
   private lastRetryLog = 0;
@@ -185,6 +191,7 @@ export class Capture {
       const msg = raw as PgMessage;
       if (msg.tag === 'begin') {
         this.txPublishes = [];
+        this.txRows = 0;
         this.txAwaited = 0;
         this.txChunks.clear();
         this.nextIndex = 0;
@@ -255,7 +262,9 @@ export class Capture {
     const publishes = this.txPublishes;
     this.txPublishes = [];
     if (this.o.ackBarrier && publishes.length > 0) publishes.push(this.o.ackBarrier());
-    const entry: Pending = { lsn: tx.commitEndLsn, settled: false, done: Promise.resolve() };
+    const entry: Pending = { lsn: tx.commitEndLsn, rows: this.txRows, settled: false, done: Promise.resolve() };
+    this.txRows = 0;
+    this.pendingRows += entry.rows;
     entry.done = Promise.all(publishes).then(
       () => {
         entry.settled = true;
@@ -267,8 +276,10 @@ export class Capture {
       },
     );
     this.pending.push(entry);
-    // Backpressure: stop reading WAL (the slot keeps it) while too much is unconfirmed.
-    while (this.pending.length > (this.o.maxPendingTransactions ?? 1000)) {
+    // Backpressure: stop reading WAL (the slot keeps it) while too much is unconfirmed. In
+    // rows too: with only the transaction bound, a fast writer had 200 transactions of
+    // 1,000 rows waiting, and the agent passed 200 MB.
+    while (this.pending.length > (this.o.maxPendingTransactions ?? 1000) || (this.pending.length > 1 && this.pendingRows > (this.o.maxPendingRows ?? DEFAULT_MAX_PENDING_ROWS))) {
       await this.pending[0]!.done;
       if (this.pending[0]?.failed) throw this.pending[0].failed;
       await this.acknowledgeConfirmed();
@@ -276,6 +287,7 @@ export class Capture {
   }
 
   private publishChunk(rows: RowChange[], commitLsn: string, xid: number, vclock: VectorClock, maxHlc: string, last: boolean, commitTime: string, schemas: Record<string, string>): void {
+    this.txRows += rows.length;
     if (this.isNew(commitLsn)) {
       this.stats.rows += rows.length;
       this.o.metrics?.rowsCaptured.inc(rows.length);
@@ -344,7 +356,11 @@ export class Capture {
   /** Acknowledge the slot up to the newest commit whose messages (and all before it) are confirmed. */
   private async acknowledgeConfirmed(now = false): Promise<void> {
     let lsn: string | undefined;
-    while (this.pending.length > 0 && this.pending[0]!.settled && !this.pending[0]!.failed) lsn = this.pending.shift()!.lsn;
+    while (this.pending.length > 0 && this.pending[0]!.settled && !this.pending[0]!.failed) {
+      const done = this.pending.shift()!;
+      this.pendingRows -= done.rows;
+      lsn = done.lsn;
+    }
     if (lsn !== undefined && (this.confirmed === undefined || compareLsn(lsn, this.confirmed) > 0)) {
       this.confirmed = lsn;
       this.stats.confirmedLsn = lsn;
