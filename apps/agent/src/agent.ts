@@ -303,7 +303,7 @@ export class Agent {
   private async watchDatabase(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       try {
-        await this.pool!.query('select 1');
+        await this.probeDatabase();
         if (this.databaseDownSince !== undefined) this.log.info({ downMs: Date.now() - this.databaseDownSince }, 'database reachable again');
         this.databaseDownSince = undefined;
         this.databaseUp.set(1);
@@ -316,6 +316,33 @@ export class Agent {
         this.databaseUp.set(0);
       }
       await sleep(1000, signal);
+    }
+  }
+
+  // A connection of its own: through the shared pool a probe waited behind long users of
+  // it (an initial copy, erasure) and could report a healthy database as down.
+  private probe: pg.Client | undefined;
+  private async probeDatabase(): Promise<void> {
+    if (!this.probe) {
+      const c = new pg.Client({ connectionString: this.cfg.database.url, application_name: `regionsync-agent-${this.cfg.region}-probe`, connectionTimeoutMillis: 5000, query_timeout: 5000 });
+      c.on('error', () => {
+        if (this.probe === c) this.probe = undefined;
+      });
+      try {
+        await c.connect();
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+      this.probe = c;
+    }
+    const c = this.probe;
+    try {
+      await c.query('select 1');
+    } catch (err) {
+      if (this.probe === c) this.probe = undefined;
+      await c.end().catch(() => undefined);
+      throw err;
     }
   }
 
@@ -333,6 +360,7 @@ export class Agent {
     await this.bus?.close().catch((err: unknown) => this.log.warn({ err: errInfo(err) }, 'closing bus failed'));
     await this.applier?.close();
     await this.pool?.end().catch(() => undefined);
+    await this.probe?.end().catch(() => undefined);
     this.log.info({ confirmedLsn: this.capture?.confirmedLsn ?? null }, 'stopped');
   }
 }
