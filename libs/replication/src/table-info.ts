@@ -25,8 +25,10 @@ export async function loadTableInfo(db: pg.ClientBase, name: TableName): Promise
   );
   const r = rel.rows[0];
   if (!r) throw new RegionsyncError('RS_REPLICATION_PREREQUISITE', `table ${qualify(name)} does not exist in the local database; create it (same schema in every region) or remove it from tables`);
+  // Generated columns are left out: pgoutput does not send them, each region computes its
+  // own, and writing one fails (apply loaded them with the row and upserted them back).
   const cols = await db.query<ColumnInfo>(
-    `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped order by attnum`,
+    `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`,
     [r.oid],
   );
   const pk = await db.query<{ name: string }>(
