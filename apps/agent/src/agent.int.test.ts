@@ -206,6 +206,22 @@ describe('agent on the real stack', () => {
     await waitUntil('the same versions in eu-west-1', async () => JSON.stringify(await versionsIn(EU)) === JSON.stringify(await versionsIn(US)), 30_000);
   });
 
+  it('an UPDATE of the primary key moves the row in every region: the old key is deleted there too', async () => {
+    const rowsIn = (region: string) => cluster.query<{ id: number; stock: number }>(region, 'select id::int, stock::int from products where id in (915000, 915001) order by id');
+    const versionsIn = (region: string) => cluster.query(region, `select pk, hlc, region, deleted, counters from regionsync.row_versions where table_name = 'public.products' and pk in ('915000', '915001') order by pk`);
+    await cluster.query(US, `insert into products values (915000, 'old key', 1, 4, now())`);
+    await waitUntil('the row in eu-west-1', async () => (await rowsIn(EU)).length === 1, 30_000);
+    await cluster.query(US, 'update products set id = 915001 where id = 915000');
+    await waitUntil('the row under its new key only, in eu-west-1', async () => JSON.stringify(await rowsIn(EU)) === JSON.stringify([{ id: 915001, stock: 4 }]), 30_000);
+    expect(await rowsIn(US)).toEqual([{ id: 915001, stock: 4 }]);
+    type V = { pk: string; hlc: string; region: string; deleted: boolean; counters: Record<string, Record<string, { total: string }>> | null };
+    const summary = async (region: string) => ((await versionsIn(region)) as V[]).map((v) => [v.pk, v.hlc, v.region, v.deleted, v.counters?.stock?.[US]?.total]);
+    expect(await summary(US)).toEqual([['915000', expect.any(String), US, true, '4'], ['915001', expect.any(String), US, false, '4']]);
+    expect(await summary(EU)).toEqual(await summary(US));
+    await cluster.query(EU, 'update products set stock = stock + 1 where id = 915001');
+    await waitUntil('the increment under the new key in us-east-1', async () => JSON.stringify(await rowsIn(US)) === JSON.stringify([{ id: 915001, stock: 5 }]), 30_000);
+  });
+
   it('applies an insert of a key this region already holds by merging, and keeps its values out of the PostgreSQL server log', async () => {
     const canary = `pg-log-canary-${Date.now()}`;
     const pgLog = join(resolveLayout().stateDir, 'logs', `postgres-${EU}.log`);
@@ -239,7 +255,8 @@ describe('agent on the real stack', () => {
     await cluster.query(EU, `create table if not exists apply_writes (id bigint primary key, n int not null)`);
     await cluster.query(EU, `create or replace function count_apply_write() returns trigger language plpgsql as $$ begin
       insert into apply_writes values (NEW.id, 1) on conflict (id) do update set n = apply_writes.n + 1; return NEW; end $$`);
-    await cluster.query(EU, `drop trigger if exists count_apply_write on products; create trigger count_apply_write after insert or update on products for each row when (NEW.id = 900002) execute function count_apply_write()`);
+    // ENABLE ALWAYS: apply runs as a replica session, where ordinary triggers do not fire.
+    await cluster.query(EU, `drop trigger if exists count_apply_write on products; create trigger count_apply_write after insert or update on products for each row when (NEW.id = 900002) execute function count_apply_write(); alter table products enable always trigger count_apply_write`);
     const [{ n: before }] = await cluster.query<{ n: number }>(EU, `select count(*)::int as n from regionsync.row_versions`);
     await cluster.query(US, `insert into products values (900002, 'once', 1, 10, now())`);
     await waitUntil('product in eu-west-1', async () => (await cluster.query(EU, 'select 1 from products where id = 900002')).length === 1, 30_000);

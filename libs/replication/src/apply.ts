@@ -189,6 +189,7 @@ export class Applier {
           // transactions use it (SMALL_TRANSACTION_ROWS) instead of planning each time.
           await client.query('set plan_cache_mode = force_custom_plan; set enable_seqscan = off; set enable_hashjoin = off; set enable_mergejoin = off');
           await this.keepValuesOutOfServerLog(client);
+          await this.applyAsReplica(client);
           const r = await client.query<{ lsn: string | null }>('select pg_replication_origin_progress($1, true) as lsn', [originName(source, databaseOf(this.o.connectionString))]);
           return { client, progress: r.rows[0]?.lsn ?? undefined };
         } catch (err) {
@@ -203,6 +204,26 @@ export class Applier {
   }
 
   private serverLogWarned = false;
+  private replicaRoleWarned = false;
+
+  // Applied rows are checked neither by foreign keys nor by ordinary triggers, as in
+  // PostgreSQL's own logical replication (session_replication_role = replica): the source
+  // checked them, and between regions a child row can arrive for a parent another region
+  // deleted at the same time. Checked here, that violation failed the message on every
+  // retry, and every later change from its source waited behind it. Needs superuser or
+  // (PostgreSQL 15) GRANT SET ON PARAMETER; without it apply runs on, warning once.
+  private async applyAsReplica(client: pg.Client): Promise<void> {
+    try {
+      await client.query('set session_replication_role = replica');
+    } catch (err) {
+      if (this.replicaRoleWarned) return;
+      this.replicaRoleWarned = true;
+      this.o.log.warn(
+        { err: errInfo(err), fix: 'GRANT SET ON PARAMETER session_replication_role TO <agent role> (PostgreSQL 15+), or run the agent as a superuser' },
+        'apply cannot run as a replica session: foreign keys and triggers are checked on applied rows, and a foreign-key conflict between regions stops apply from that source',
+      );
+    }
+  }
 
   // Apply's statements carry row values as literals, and PostgreSQL logs the text of a
   // statement that fails (a unique violation, a serialization failure or a deadlock with a

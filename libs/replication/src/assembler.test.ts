@@ -181,6 +181,23 @@ describe('TransactionAssembler', () => {
     ]);
   });
 
+  it('an UPDATE of the primary key travels as the old key\'s delete, then the new key\'s row', () => {
+    const { tx } = run([
+      begin(),
+      version('1', '000000000000100.000002', { deleted: true }),
+      version('9', '000000000000100.000003'),
+      { tag: 'update', relation: users, key: { id: '1', email: null, bio: null }, old: null, new: { id: '9', email: 'a@x', bio: 'b' } },
+      // A plain update (no old key: the key did not change) stays one change.
+      version('9', '000000000000100.000004'),
+      { tag: 'update', relation: users, key: null, old: null, new: { id: '9', email: 'b@x', bio: 'b' } },
+      commit(),
+    ]);
+    expect(tx.rows.map((r) => [r.op, r.key, r.version.hlc, r.values ?? null])).toEqual([
+      ['delete', { id: '1' }, '000000000000100.000002', null],
+      ['update', { id: '9' }, '000000000000100.000004', { id: '9', email: 'b@x', bio: 'b' }],
+    ]);
+  });
+
   it('ignores a malformed late version, and one of a table that is not replicated', () => {
     const bad: PgMessage = { tag: 'message', prefix: 'regionsync-late-version', content: Buffer.from('{"table":"public.users"}') };
     const { tx } = run([begin(), stmt('public.users', '000000000000100.000000'), ins('1', 'a@x'), bad, late('public.other', '1', '000000000000200.000000', { key: { id: '1' }, values: { id: '1' } }), late('public.users', '1', '000000000000200.000000', { key: { id: 1 }, values: {} }), commit()]);

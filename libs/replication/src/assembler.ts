@@ -258,6 +258,12 @@ export class TransactionAssembler {
     const key: Record<string, string | null> = {};
     for (const k of keyCols) key[k] = toText(source[k]);
     const pk = keyCols.length === 1 ? (key[keyCols[0]!] ?? '') : keyCols.map((k) => key[k] ?? '').join(PK_SEPARATOR);
+    // An UPDATE of the primary key ends the row under its old key (the stamp trigger sent
+    // that key's tombstone first): it travels as that key's delete, then the new key's row.
+    if (msg.tag === 'update') {
+      const before = msg.key ?? msg.old;
+      if (before && keyCols.some((k) => toText(before[k]) !== key[k])) this.row({ tag: 'delete', relation: msg.relation, key: msg.key, old: msg.old });
+    }
     const rowKey = `${table}${PK_SEPARATOR}${pk}`;
     let stamp = c.pending.get(rowKey);
     if (stamp) c.pending.delete(rowKey);

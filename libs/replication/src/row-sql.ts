@@ -107,9 +107,12 @@ export class TableSql {
       const known = new Set(this.info.columns.map((c) => c.name));
       const cols = sig.split(',').filter((c) => known.has(c));
       const list = cols.map(quoteIdent).join(', ');
-      const updates = cols.filter((c) => !this.info.keyColumns.includes(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
+      // A GENERATED ALWAYS identity column takes the source's value on insert (OVERRIDING
+      // SYSTEM VALUE) and cannot be set by an UPDATE at all: it is left out of the upsert's SET.
+      const always = new Set(this.info.identityAlways ?? []);
+      const updates = cols.filter((c) => !this.info.keyColumns.includes(c) && !always.has(c)).map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`);
       const conflict = updates.length > 0 ? `do update set ${updates.join(', ')}` : 'do nothing';
-      sql = `insert into ${quoteTable(this.info.name)} (${list}) select ${list} from jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb)`;
+      sql = `insert into ${quoteTable(this.info.name)} (${list}) ${always.size > 0 ? 'overriding system value ' : ''}select ${list} from jsonb_populate_recordset(null::${quoteTable(this.info.name)}, $1::jsonb)`;
       if (!absent) sql += ` on conflict (${this.info.keyColumns.map(quoteIdent).join(', ')}) ${conflict}`;
       this.upsertSql.set(cacheKey, sql);
     }

@@ -115,7 +115,13 @@ export async function setupDatabase(db: pg.ClientBase, opts: SetupOptions): Prom
     // parse, a version record for every row written, local or applied.
     const tableList = infos.map((t) => quoteTable(t.name)).join(', ');
     const pub = await db.query('select 1 from pg_publication where pubname = $1', [PUBLICATION]);
-    await db.query(pub.rowCount === 0 ? `create publication ${PUBLICATION} for table ${tableList}` : `alter publication ${PUBLICATION} set table ${tableList}`);
+    // Changes of a partitioned table under its own name: by default pgoutput names the
+    // partition a row is in, which no configured table matches, and capture dropped them.
+    if (pub.rowCount === 0) await db.query(`create publication ${PUBLICATION} for table ${tableList} with (publish_via_partition_root = true)`);
+    else {
+      await db.query(`alter publication ${PUBLICATION} set table ${tableList}`);
+      await db.query(`alter publication ${PUBLICATION} set (publish_via_partition_root = true)`);
+    }
     for (const source of opts.regions) {
       if (source === opts.region) continue;
       const o = await db.query('select 1 from pg_replication_origin where roname = $1', [originName(source, opts.database)]);

@@ -104,13 +104,13 @@ export function stampTriggerDdl(t: TableInfo, cfg: StampTableConfig): string {
       : cfg.counterColumns
           .map((c) => `jsonb_build_object(${quoteLiteral(c)}, jsonb_build_object(v_region, jsonb_build_object('total', coalesce(n.${quoteIdent(c)}::text, '0'), 'version', jsonb_build_object('hlc', v_hlc, 'region', v_region))))`)
           .join(' || ');
-  const saveVersion = (deleted: string) => `
+  const saveVersion = (deleted: string, pk = 'v_pk') => `
   insert into ${META_SCHEMA}.row_versions as rv (table_name, pk, hlc, region, deleted, column_versions, counters, deleted_at, seen, redacted)
-  values (${tbl}, v_pk, v_hlc, v_region, ${deleted}, null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen, v_old.redacted)
+  values (${tbl}, ${pk}, v_hlc, v_region, ${deleted}, null, nullif(v_counters, '{}'::jsonb), v_deleted_at, v_seen, v_old.redacted)
   on conflict (table_name, pk) do update set hlc = excluded.hlc, region = excluded.region, deleted = excluded.deleted,
     column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted;`;
-  const versionFields = (deleted: string) =>
-    `'table', ${tbl}, 'pk', v_pk, 'hlc', v_hlc, 'region', v_region, 'deleted', ${deleted}, 'counters', nullif(v_counters, '{}'::jsonb), 'seen', v_seen, 'redacted', to_jsonb(v_old.redacted)`;
+  const versionFields = (deleted: string, pk = 'v_pk') =>
+    `'table', ${tbl}, 'pk', ${pk}, 'hlc', v_hlc, 'region', v_region, 'deleted', ${deleted}, 'counters', nullif(v_counters, '{}'::jsonb), 'seen', v_seen, 'redacted', to_jsonb(v_old.redacted)`;
   const textObject = (cols: string[]) => `jsonb_object(array[${cols.map(quoteLiteral).join(', ')}]::text[], array[${cols.map((c) => `r.${quoteIdent(c)}::text`).join(', ')}]::text[])`;
   const sameKey = (a: string, b: string) => t.keyColumns.map((k) => `${a}.${quoteIdent(k)} = ${b}.${quoteIdent(k)}`).join(' and ');
   const clockLookup = (floor: string) => `
@@ -201,6 +201,8 @@ declare
   v_deleted_at jsonb;
   v_sum numeric;
   v_delta numeric;
+  v_op text := TG_OP;
+  v_old_pk text;
   ${CLOCK_VARIABLES}
 begin
   if pg_replication_origin_session_is_setup() then
@@ -211,12 +213,27 @@ begin
   v_set := coalesce(current_setting(${setting}, true), '');
   -- The clock, what this region has applied and the region name in one lookup; the floor
   -- includes this transaction's last statement stamp on the table.${clockLookup("split_part(v_set, ' ', 1)")}
+  if TG_OP = 'UPDATE' then
+    v_old_pk := ${pkExpr('OLD', t.keyColumns)};
+    -- An UPDATE of the primary key (or one moving a row between partitions, whose key holds
+    -- the partition key) ends the old key's row: it gets a tombstone, sent before the row,
+    -- and the new key's version counts its counters as an insert. Without it the other
+    -- regions kept the row under its old key as well.
+    if v_old_pk <> v_pk then
+      select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_old_pk for update;${nextHlc("greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''))")}
+      v_counters := coalesce(v_old.counters, '{}'::jsonb);
+      v_deleted_at := jsonb_build_object('hlc', v_hlc, 'region', v_region);${saveVersion('true', 'v_old_pk')}
+      v_lsn := pg_logical_emit_message(true, '${ROW_VERSION_PREFIX}', jsonb_build_object(${versionFields('true', 'v_old_pk')})::text);
+      v_op := 'INSERT';
+      v_max := greatest(v_max, v_hlc);
+    end if;
+  end if;
   select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk for update;${nextHlc("greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''))")}
   v_counters := coalesce(v_old.counters, '{}'::jsonb);
   v_deleted_at := v_old.deleted_at;
   if TG_OP = 'DELETE' then
     v_deleted_at := jsonb_build_object('hlc', v_hlc, 'region', v_region);
-  else${counterUpdates('TG_OP', 'NEW', 'OLD')}
+  else${counterUpdates('v_op', 'NEW', 'OLD')}
   end if;${saveVersion("TG_OP = 'DELETE'")}
   v_lsn := pg_logical_emit_message(true, '${ROW_VERSION_PREFIX}', jsonb_build_object(${versionFields("TG_OP = 'DELETE'")})::text);
   if TG_OP = 'DELETE' then return OLD; end if;

@@ -12,6 +12,8 @@ export interface TableInfo {
   columns: ColumnInfo[];
   keyColumns: string[];
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
+  /** GENERATED ALWAYS AS IDENTITY columns: apply inserts them with OVERRIDING SYSTEM VALUE. */
+  identityAlways?: string[];
 }
 
 const IDENTITY: Record<string, TableInfo['replicaIdentity']> = { d: 'default', n: 'nothing', f: 'full', i: 'index' };
@@ -27,10 +29,11 @@ export async function loadTableInfo(db: pg.ClientBase, name: TableName): Promise
   if (!r) throw new RegionsyncError('RS_REPLICATION_PREREQUISITE', `table ${qualify(name)} does not exist in the local database; create it (same schema in every region) or remove it from tables`);
   // Generated columns are left out: pgoutput does not send them, each region computes its
   // own, and writing one fails (apply loaded them with the row and upserted them back).
-  const cols = await db.query<ColumnInfo>(
-    `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`,
+  const cols = await db.query<ColumnInfo & { identity: string }>(
+    `select attname as name, format_type(atttypid, atttypmod) as type, attidentity as identity from pg_attribute where attrelid = $1 and attnum > 0 and not attisdropped and attgenerated = '' order by attnum`,
     [r.oid],
   );
+  const identityAlways = cols.rows.filter((c) => c.identity === 'a').map((c) => c.name);
   const pk = await db.query<{ name: string }>(
     `select a.attname as name from pg_index i join unnest(i.indkey) with ordinality k(attnum, ord) on true
        join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
@@ -40,7 +43,7 @@ export async function loadTableInfo(db: pg.ClientBase, name: TableName): Promise
   if (pk.rows.length === 0) {
     throw new RegionsyncError('RS_REPLICATION_PREREQUISITE', `table ${qualify(name)} has no primary key; regionsync identifies rows by primary key (add one: ALTER TABLE ${qualify(name)} ADD PRIMARY KEY (...))`);
   }
-  return { name: qualify(name), columns: cols.rows, keyColumns: pk.rows.map((p) => p.name), replicaIdentity: IDENTITY[r.relreplident] ?? 'default' };
+  return { name: qualify(name), columns: cols.rows.map((c) => ({ name: c.name, type: c.type })), ...(identityAlways.length > 0 ? { identityAlways } : {}), keyColumns: pk.rows.map((p) => p.name), replicaIdentity: IDENTITY[r.relreplident] ?? 'default' };
 }
 
 /** A stable fingerprint of a table's shape, used to detect schema drift between regions. */
