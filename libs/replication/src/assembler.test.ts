@@ -185,8 +185,9 @@ describe('TransactionAssembler', () => {
     const { tx } = run([
       begin(),
       version('1', '000000000000100.000002', { deleted: true }),
-      version('9', '000000000000100.000003'),
-      { tag: 'update', relation: users, key: { id: '1', email: null, bio: null }, old: null, new: { id: '9', email: 'a@x', bio: 'b' } },
+      // bio is TOASTed and unchanged: the new key's version message carries it.
+      version('9', '000000000000100.000003', { values: { id: '9', email: 'a@x', bio: 'long' } }),
+      { tag: 'update', relation: users, key: { id: '1', email: null, bio: null }, old: null, new: { id: '9', email: 'a@x', bio: undefined } },
       // A plain update (no old key: the key did not change) stays one change.
       version('9', '000000000000100.000004'),
       { tag: 'update', relation: users, key: null, old: null, new: { id: '9', email: 'b@x', bio: 'b' } },
@@ -196,6 +197,14 @@ describe('TransactionAssembler', () => {
       ['delete', { id: '1' }, '000000000000100.000002', null],
       ['update', { id: '9' }, '000000000000100.000004', { id: '9', email: 'b@x', bio: 'b' }],
     ]);
+    const moved = run([
+      begin(),
+      version('9', '000000000000100.000003', { values: { id: '9', email: 'a@x', bio: 'long' } }),
+      { tag: 'update', relation: users, key: { id: '1', email: null, bio: null }, old: null, new: { id: '9', email: 'a@x', bio: undefined } },
+      commit(),
+    ]).tx;
+    expect(moved.rows[1]).toMatchObject({ op: 'update', key: { id: '9' }, values: { id: '9', email: 'a@x', bio: 'long' } });
+    expect(moved.rows[1]!.unchangedToast).toBeUndefined();
   });
 
   it('ignores a malformed late version, and one of a table that is not replicated', () => {

@@ -53,6 +53,8 @@ export type PgMessage =
 export interface StampedVersion {
   hlc: string;
   region: string;
+  /** The row's values as text, sent when its key changed (see row()). */
+  values?: Record<string, string | null>;
   counters: Record<string, Record<string, { total: string }>> | null;
   seen: VectorClock | null;
   redacted: string[] | null;
@@ -285,7 +287,9 @@ export class TransactionAssembler {
       let toast: string[] | undefined;
       const held = stamp?.redacted?.length ? new Set(stamp.redacted) : undefined;
       for (const col of msg.relation.columns) {
-        const v = msg.new[col.name];
+        // Under a new key an unchanged TOAST value is taken from the version message.
+        let v = msg.new[col.name];
+        if (v === undefined && stamp?.values && col.name in stamp.values) v = stamp.values[col.name];
         // Unchanged TOAST, or a value this region only holds redacted: the receiver keeps its own.
         if (v === undefined || held?.has(col.name)) (toast ??= []).push(col.name);
         else values[col.name] = v;
@@ -335,6 +339,7 @@ function stampedVersion(o: Record<string, unknown>): StampedVersion | undefined 
     counters: o.counters && typeof o.counters === 'object' ? (o.counters as StampedVersion['counters']) : null,
     seen: o.seen && typeof o.seen === 'object' ? (o.seen as VectorClock) : null,
     redacted: Array.isArray(o.redacted) ? o.redacted.filter((x): x is string => typeof x === 'string') : null,
+    ...(isTextRecord(o.values) ? { values: o.values } : {}),
   };
 }
 

@@ -40,6 +40,28 @@ const nextHlc = (floor: string) => `
     end if;
   end if;`;
 
+/**
+ * A row's columns as text (each type's output, as pgoutput sends them), generated columns
+ * left out. The column list is read from the catalog at each call (a dynamic statement):
+ * the triggers are generated at agent start, and a column dropped since would otherwise
+ * make every statement reaching this fail. Only the rare paths use it (a key re-inserted
+ * over its tombstone, an UPDATE of the key).
+ */
+const ROW_TEXT_DDL = `
+create or replace function ${META_SCHEMA}.row_text(r anyelement) returns jsonb language plpgsql stable as $$
+declare
+  v_sql text;
+  v_out jsonb;
+begin
+  select format('select jsonb_object(array[%s]::text[], array[%s]::text[])',
+      string_agg(quote_literal(a.attname), ', ' order by a.attnum), string_agg(format('($1).%I::text', a.attname), ', ' order by a.attnum))
+    into v_sql
+    from pg_type t join pg_attribute a on a.attrelid = t.typrelid
+   where t.oid = pg_typeof(r) and a.attnum > 0 and not a.attisdropped and a.attgenerated = '';
+  execute v_sql into v_out using r;
+  return v_out;
+end $$;`;
+
 // The variables nextHlc and the message sends use, declared by both trigger functions.
 const CLOCK_VARIABLES = 'v_floor text; v_wall bigint; v_fw bigint; v_fl int; v_lsn pg_lsn;';
 
@@ -111,12 +133,13 @@ export function stampTriggerDdl(t: TableInfo, cfg: StampTableConfig): string {
     column_versions = null, counters = excluded.counters, deleted_at = excluded.deleted_at, seen = excluded.seen, redacted = excluded.redacted;`;
   const versionFields = (deleted: string, pk = 'v_pk') =>
     `'table', ${tbl}, 'pk', ${pk}, 'hlc', v_hlc, 'region', v_region, 'deleted', ${deleted}, 'counters', nullif(v_counters, '{}'::jsonb), 'seen', v_seen, 'redacted', to_jsonb(v_old.redacted)`;
-  const textObject = (cols: string[]) => `jsonb_object(array[${cols.map(quoteLiteral).join(', ')}]::text[], array[${cols.map((c) => `r.${quoteIdent(c)}::text`).join(', ')}]::text[])`;
+  const textObject = (cols: string[], rec = 'r') => `jsonb_object(array[${cols.map(quoteLiteral).join(', ')}]::text[], array[${cols.map((c) => `${rec}.${quoteIdent(c)}::text`).join(', ')}]::text[])`;
+  const rowText = (rec: string) => `${META_SCHEMA}.row_text(${rec})`;
   const sameKey = (a: string, b: string) => t.keyColumns.map((k) => `${a}.${quoteIdent(k)} = ${b}.${quoteIdent(k)}`).join(' and ');
   const clockLookup = (floor: string) => `
     select greatest(c.max_hlc, ${floor}), c.vclock, s.region into v_max, v_seen, v_region
       from ${META_SCHEMA}.node_clock c, ${META_SCHEMA}.settings s where c.id = 1 and s.id = 1;`;
-  return `
+  return `${ROW_TEXT_DDL}
 create or replace function ${before}() returns trigger language plpgsql as $$
 declare
   v_max text;
@@ -175,14 +198,14 @@ begin
   if coalesce(cardinality(v_placed), 0) = (select count(*) from regionsync_new) then return null; end if;
   -- Keys that had a version: stamped again, as inserts, above it. The row is read as it is
   -- now (a user's AFTER ROW trigger may have changed or deleted it since).
-  for r in select x.* from ${quoteTable(t.name)} x join regionsync_new n on ${sameKey('x', 'n')}
+  for r in select x.*, ${rowText('x')} as regionsync_values from ${quoteTable(t.name)} x join regionsync_new n on ${sameKey('x', 'n')}
       where not ${pkExpr('n', t.keyColumns)} = any(coalesce(v_placed, '{}'::text[])) loop
     v_pk := ${pkExpr('r', t.keyColumns)};${clockLookup('split_part(v_set, \' \', 1)')}
     select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk for update;${nextHlc("greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''))")}
     v_counters := coalesce(v_old.counters, '{}'::jsonb);
     v_deleted_at := v_old.deleted_at;${counterUpdates("'INSERT'", 'r', 'r')}${saveVersion('false')}
     v_lsn := pg_logical_emit_message(true, '${LATE_VERSION_PREFIX}', jsonb_build_object(${versionFields('false')},
-      'key', ${textObject(t.keyColumns)}, 'values', ${textObject(t.columns.map((c) => c.name))})::text);
+      'key', ${textObject(t.keyColumns)}, 'values', r.regionsync_values)::text);
   end loop;
   return null;
 end $$;
@@ -235,7 +258,10 @@ begin
     v_deleted_at := jsonb_build_object('hlc', v_hlc, 'region', v_region);
   else${counterUpdates('v_op', 'NEW', 'OLD')}
   end if;${saveVersion("TG_OP = 'DELETE'")}
-  v_lsn := pg_logical_emit_message(true, '${ROW_VERSION_PREFIX}', jsonb_build_object(${versionFields("TG_OP = 'DELETE'")})::text);
+  -- A row under a new key carries its values: pgoutput sends an unchanged TOASTed value as
+  -- "unchanged", and the other regions have no row under that key to keep it from.
+  v_lsn := pg_logical_emit_message(true, '${ROW_VERSION_PREFIX}', (jsonb_build_object(${versionFields("TG_OP = 'DELETE'")})
+    || case when v_old_pk is not null and v_old_pk <> v_pk then jsonb_build_object('values', ${rowText('NEW')}) else '{}'::jsonb end)::text);
   if TG_OP = 'DELETE' then return OLD; end if;
   return NEW;
 end $$;
