@@ -55,6 +55,10 @@ export async function latencyStats(url: string, lo: number, hi: number): Promise
       [lo, hi],
     );
     const row = r.rows[0]!;
+    // Rows that arrived without arrived_at mean the destination's trigger did not fire:
+    // a broken measurement, not a latency of zero rows.
+    const missing = await c.query<{ n: string }>(`select count(*) as n from public.bench_rows where id between $1 and $2 and arrived_at is null`, [lo, hi]);
+    if (Number(missing.rows[0]!.n) > 0) throw new Error(`latency: ${missing.rows[0]!.n} rows in [${lo}, ${hi}] arrived without arrived_at (did the destination's bench_arrived trigger fire for applied rows?)`);
     const p = (row.p ?? []).map(Number);
     return { n: Number(row.n), p50Ms: p[0] ?? NaN, p90Ms: p[1] ?? NaN, p99Ms: p[2] ?? NaN, maxMs: Number(row.mx) };
   } finally {

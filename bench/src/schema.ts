@@ -12,15 +12,14 @@ begin
 end $$;
 `;
 
-const triggerSql = (always: boolean) => `
+/**
+ * Destination only. Native subscriptions and regionsync's apply both run in replica mode
+ * (session_replication_role), which skips ordinary triggers: ENABLE ALWAYS.
+ */
+export const ARRIVED_TRIGGER_SQL = `
 drop trigger if exists bench_arrived on public.bench_rows;
 create trigger bench_arrived before insert or update on public.bench_rows for each row execute function public.bench_set_arrived();
-${always ? 'alter table public.bench_rows enable always trigger bench_arrived;' : ''}`;
-
-/** Destination only; regionsync's apply runs in normal (origin) mode, so an ordinary trigger fires. */
-export const ARRIVED_TRIGGER_SQL = triggerSql(false);
-/** Native subscriptions apply in replica mode, which skips ordinary triggers: ENABLE ALWAYS. */
-export const ARRIVED_TRIGGER_SQL_ALWAYS = triggerSql(true);
+alter table public.bench_rows enable always trigger bench_arrived;`;
 
 /** Ids of the latency phase start here, above every throughput id. */
 export const LATENCY_ID_BASE = 1_000_000_000;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Cluster } from '@regionsync/sandbox';
 import type { StackEnv } from '@regionsync/stack';
-import { ARRIVED_TRIGGER_SQL_ALWAYS, ARRIVED_TRIGGER_SQL, BENCH_SCHEMA_SQL, BENCH_TABLE, PROBE_ID_BASE } from './schema.js';
+import { ARRIVED_TRIGGER_SQL, BENCH_SCHEMA_SQL, BENCH_TABLE, PROBE_ID_BASE } from './schema.js';
 import { log, recreateDatabase, withClient, withDatabase } from './pg-util.js';
 import { waitVisible } from './measure.js';
 import { databaseWithFreePorts } from './ports.js';
@@ -79,7 +79,7 @@ export function nativeSystem(env: StackEnv, src: string, dst: string): SystemUnd
       const conninfo = `host=${u.hostname} port=${u.port || 5432} user=${decodeURIComponent(u.username)} password=${decodeURIComponent(u.password)} dbname=${database}`;
       await withClient(s.dstUrl, async (c) => {
         await c.query(BENCH_SCHEMA_SQL);
-        await c.query(ARRIVED_TRIGGER_SQL_ALWAYS);
+        await c.query(ARRIVED_TRIGGER_SQL);
         await c.query(`create subscription ${sub} connection '${conninfo.replace(/'/g, "''")}' publication ${pub} with (copy_data = false)`);
       });
       await warmUp(s);
