@@ -385,6 +385,10 @@ describe('agent on the real stack', () => {
     expect((await cluster.query<{ n: number }>(EU, 'select count(*)::int as n from users where id = any($1::uuid[])', [ids]))[0]?.n).toBe(2);
     const warnings = lines.map((l) => JSON.parse(l) as { msg: string; fix?: string }).filter((l) => l.msg.includes('PostgreSQL server log'));
     expect(warnings).toHaveLength(1);
+    // Nor may it run apply as a replica session: one warning, naming that grant too.
+    const replica = lines.map((l) => JSON.parse(l) as { msg: string; fix?: string }).filter((l) => l.msg.includes('replica session'));
+    expect(replica).toHaveLength(1);
+    expect(replica[0]!.fix).toContain('GRANT SET ON PARAMETER session_replication_role');
     expect(warnings[0]!.fix).toContain('GRANT SET ON PARAMETER log_min_error_statement, log_error_verbosity');
   });
 

@@ -203,45 +203,45 @@ export class Applier {
     return s;
   }
 
-  private serverLogWarned = false;
-  private replicaRoleWarned = false;
+  private warned = new Set<string>();
 
-  // Applied rows are checked neither by foreign keys nor by ordinary triggers, as in
-  // PostgreSQL's own logical replication (session_replication_role = replica): the source
-  // checked them, and between regions a child row can arrive for a parent another region
-  // deleted at the same time. Checked here, that violation failed the message on every
-  // retry, and every later change from its source waited behind it. Needs superuser or
-  // (PostgreSQL 15) GRANT SET ON PARAMETER; without it apply runs on, warning once.
-  private async applyAsReplica(client: pg.Client): Promise<void> {
+  // A session setting apply wants but the role may not be allowed to make (superuser, or
+  // PostgreSQL 15's GRANT SET ON PARAMETER): apply runs on without it, warning once.
+  private async sessionSetting(client: pg.Client, sql: string, fix: string, consequence: string): Promise<void> {
     try {
-      await client.query('set session_replication_role = replica');
+      await client.query(sql);
     } catch (err) {
-      if (this.replicaRoleWarned) return;
-      this.replicaRoleWarned = true;
-      this.o.log.warn(
-        { err: errInfo(err), fix: 'GRANT SET ON PARAMETER session_replication_role TO <agent role> (PostgreSQL 15+), or run the agent as a superuser' },
-        'apply cannot run as a replica session: foreign keys and triggers are checked on applied rows, and a foreign-key conflict between regions stops apply from that source',
-      );
+      if (this.warned.has(sql)) return;
+      this.warned.add(sql);
+      this.o.log.warn({ err: errInfo(err), fix }, consequence);
     }
   }
 
   // Apply's statements carry row values as literals, and PostgreSQL logs the text of a
   // statement that fails (a unique violation, a serialization failure or a deadlock with a
   // local write happen in normal operation) and a DETAIL that can quote the row: values
-  // would pile up in the server log, out of reach of erasure. Both settings need superuser
-  // or a grant (PostgreSQL 15: GRANT SET ON PARAMETER); without it apply runs on, with one
-  // warning saying how to grant it.
-  private async keepValuesOutOfServerLog(client: pg.Client): Promise<void> {
-    try {
-      await client.query('set log_min_error_statement = panic; set log_error_verbosity = terse');
-    } catch (err) {
-      if (this.serverLogWarned) return;
-      this.serverLogWarned = true;
-      this.o.log.warn(
-        { err: errInfo(err), fix: 'GRANT SET ON PARAMETER log_min_error_statement, log_error_verbosity TO <agent role> (PostgreSQL 15+), or ALTER ROLE <agent role> SET log_min_error_statement = panic as a superuser' },
-        'apply cannot keep row values out of the PostgreSQL server log: a failed apply statement is logged with its text',
-      );
-    }
+  // would pile up in the server log, out of reach of erasure.
+  private keepValuesOutOfServerLog(client: pg.Client): Promise<void> {
+    return this.sessionSetting(
+      client,
+      'set log_min_error_statement = panic; set log_error_verbosity = terse',
+      'GRANT SET ON PARAMETER log_min_error_statement, log_error_verbosity TO <agent role> (PostgreSQL 15+), or ALTER ROLE <agent role> SET log_min_error_statement = panic as a superuser',
+      'apply cannot keep row values out of the PostgreSQL server log: a failed apply statement is logged with its text',
+    );
+  }
+
+  // Applied rows are checked neither by foreign keys nor by ordinary triggers, as in
+  // PostgreSQL's own logical replication (session_replication_role = replica): the source
+  // checked them, and between regions a child row can arrive for a parent another region
+  // deleted at the same time. Checked here, that violation failed the message on every
+  // retry, and every later change from its source waited behind it.
+  private applyAsReplica(client: pg.Client): Promise<void> {
+    return this.sessionSetting(
+      client,
+      'set session_replication_role = replica',
+      'GRANT SET ON PARAMETER session_replication_role TO <agent role> (PostgreSQL 15+), or run the agent as a superuser',
+      'apply cannot run as a replica session: foreign keys and triggers are checked on applied rows, and a foreign-key conflict between regions stops apply from that source',
+    );
   }
 
   apply(body: ChangeBody): Promise<ApplyOutcome> {

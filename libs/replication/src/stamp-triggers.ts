@@ -62,8 +62,11 @@ begin
   return v_out;
 end $$;`;
 
-// The variables nextHlc and the message sends use, declared by both trigger functions.
+// The variables nextHlc and the message sends use, declared by every trigger function.
 const CLOCK_VARIABLES = 'v_floor text; v_wall bigint; v_fw bigint; v_fl int; v_lsn pg_lsn;';
+// The variables of the functions that stamp a row (the row trigger, the inserted-rows one).
+const STAMP_VARIABLES = `v_set text; v_pk text; v_old ${META_SCHEMA}.row_versions; v_max text; v_seen jsonb; v_region text; v_hlc text;
+  v_counters jsonb; v_deleted_at jsonb; v_sum numeric; v_delta numeric; ${CLOCK_VARIABLES}`;
 
 /**
  * Every local write gets its version: an HLC above both the row's previous version and
@@ -163,20 +166,9 @@ drop trigger if exists zz_regionsync_stamp_versions on ${quoteTable(t.name)};
 drop function if exists ${META_SCHEMA}.${quoteIdent(`stamp_after_${base}`)}();
 create or replace function ${after}() returns trigger language plpgsql as $$
 declare
-  v_set text;
-  v_pk text;
-  v_old ${META_SCHEMA}.row_versions;
-  v_max text;
-  v_seen jsonb;
-  v_region text;
-  v_hlc text;
-  v_counters jsonb;
-  v_deleted_at jsonb;
+  ${STAMP_VARIABLES}
   v_placed text[];
-  v_sum numeric;
-  v_delta numeric;
   r record;
-  ${CLOCK_VARIABLES}
 begin
   if pg_replication_origin_session_is_setup() then return null; end if;
   v_set := coalesce(current_setting(${setting}, true), '');
@@ -213,20 +205,9 @@ drop trigger if exists zz_regionsync_stamp_inserted on ${quoteTable(t.name)};
 create trigger zz_regionsync_stamp_inserted after insert on ${quoteTable(t.name)} referencing new table as regionsync_new for each statement execute function ${after}();
 create or replace function ${fn}() returns trigger language plpgsql as $$
 declare
-  v_pk text;
-  v_old ${META_SCHEMA}.row_versions;
-  v_max text;
-  v_seen jsonb;
-  v_region text;
-  v_hlc text;
-  v_set text;
-  v_counters jsonb;
-  v_deleted_at jsonb;
-  v_sum numeric;
-  v_delta numeric;
+  ${STAMP_VARIABLES}
   v_op text := TG_OP;
   v_old_pk text;
-  ${CLOCK_VARIABLES}
 begin
   if pg_replication_origin_session_is_setup() then
     if TG_OP = 'DELETE' then return OLD; end if;
