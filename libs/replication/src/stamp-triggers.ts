@@ -167,7 +167,7 @@ drop function if exists ${META_SCHEMA}.${quoteIdent(`stamp_after_${base}`)}();
 create or replace function ${after}() returns trigger language plpgsql as $$
 declare
   ${STAMP_VARIABLES}
-  v_placed text[];
+  v_rare text[];
   r record;
 begin
   if pg_replication_origin_session_is_setup() then return null; end if;
@@ -182,16 +182,17 @@ begin
   -- lock: apply writing a tombstone for one of these keys waits on the unique index until
   -- this transaction ends (and then retries, seeing the row), or this insert waits for
   -- apply's and finds its version below.
+  -- (The keys it could not place, by a set difference: a large statement stays linear.)
   with placed as (
     insert into ${META_SCHEMA}.row_versions (table_name, pk, hlc, region, counters, seen)
     select ${tbl}, ${pkExpr('n', t.keyColumns)}, v_hlc, v_region, ${newKeyCounters}, v_seen from regionsync_new n
     on conflict do nothing returning pk)
-  select array_agg(pk) into v_placed from placed;
-  if coalesce(cardinality(v_placed), 0) = (select count(*) from regionsync_new) then return null; end if;
+  select array_agg(k) into v_rare from (select ${pkExpr('n', t.keyColumns)} as k from regionsync_new n except all select pk from placed) d;
+  if v_rare is null then return null; end if;
   -- Keys that had a version: stamped again, as inserts, above it. The row is read as it is
   -- now (a user's AFTER ROW trigger may have changed or deleted it since).
   for r in select x.*, ${rowText('x')} as regionsync_values from ${quoteTable(t.name)} x join regionsync_new n on ${sameKey('x', 'n')}
-      where not ${pkExpr('n', t.keyColumns)} = any(coalesce(v_placed, '{}'::text[])) loop
+      where ${pkExpr('n', t.keyColumns)} = any(v_rare) loop
     v_pk := ${pkExpr('r', t.keyColumns)};${clockLookup('split_part(v_set, \' \', 1)')}
     select * into v_old from ${META_SCHEMA}.row_versions where table_name = ${tbl} and pk = v_pk for update;${nextHlc("greatest(coalesce(v_old.hlc, ''), coalesce(v_max, ''))")}
     v_counters := coalesce(v_old.counters, '{}'::jsonb);
