@@ -8,10 +8,13 @@ import { applyTable } from './apply-table.js';
 import { errInfo } from './capture.js';
 import { TableSql } from './row-sql.js';
 import { TxPipeline } from './tx-pipeline.js';
+import { ApplySessions, type SourceSession } from './apply-sessions.js';
+import { adaptToColumns, insertsOfDistinctKeys, rowKey } from './apply-rows.js';
+import { CONTENTION_ATTEMPTS, contentionPauseMs, sleep } from './retry.js';
 import type { TableConfig } from './setup.js';
 import { loadTableInfo } from './table-info.js';
 import { SchemaGuard } from './schema-guard.js';
-import { META_SCHEMA, databaseOf, originName, qualify, quoteLiteral, quoteTable } from './sql-names.js';
+import { META_SCHEMA, qualify, quoteLiteral, quoteTable } from './sql-names.js';
 
 // A batch of many large messages is split into transactions of about this many rows.
 const MAX_ROWS_PER_TRANSACTION = 5_000;
@@ -62,11 +65,6 @@ export const APPLIED_MESSAGES_GC_SQL = `delete from ${META_SCHEMA}.applied_messa
 
 export type ApplyOutcome = 'applied' | 'skipped';
 
-interface SourceSession {
-  client: pg.Client;
-  progress: string | undefined;
-}
-
 /**
  * Applies change messages exactly once: one local transaction per message (or per run of
  * consecutive messages of one source, applyBatch) under the source's replication origin,
@@ -75,7 +73,7 @@ interface SourceSession {
  * and skipped.
  */
 export class Applier {
-  private sessions = new Map<string, Promise<SourceSession>>();
+  private readonly sessions: ApplySessions;
   private tables = new Map<string, { sql: TableSql; strategy: TableStrategy; stale?: boolean }>();
   readonly guard: SchemaGuard;
   // apply() and resumePaused() share the per-source sessions: one at a time.
@@ -86,6 +84,7 @@ export class Applier {
   private readonly beginSql: string[];
 
   constructor(private readonly o: ApplyOptions) {
+    this.sessions = new ApplySessions(o);
     const locks = o.shareLockTables ?? [];
     this.beginSql = ['begin isolation level repeatable read', ...(locks.length > 0 ? [`lock table ${locks.map(quoteTable).join(', ')} in share mode`] : [])];
     this.guard = new SchemaGuard(o.log, o.registry, async (table) => {
@@ -126,11 +125,11 @@ export class Applier {
       if (this.guard.paused.size === 0) return [];
       const done: string[] = [];
       for (const table of [...this.guard.paused.keys()]) {
-        const probe = await this.anySession();
+        const probe = await this.sessions.anyClient();
         if (!probe) return done;
-        if (!(await this.guard.resumable(probe.client)).includes(table)) continue;
-        for (const group of await this.guard.parkedRows(probe.client, table)) {
-          const s = await this.session(group.source);
+        if (!(await this.guard.resumable(probe)).includes(table)) continue;
+        for (const group of await this.guard.parkedRows(probe, table)) {
+          const s = await this.sessions.get(group.source);
           try {
             await s.client.query('begin');
             const t = this.tables.get(table)!;
@@ -152,96 +151,6 @@ export class Applier {
       }
       return done;
     });
-  }
-
-  private probe: pg.Client | undefined;
-
-  // A plain connection (no origin) for catalog reads when no source session exists yet.
-  private async anySession(): Promise<{ client: pg.ClientBase } | undefined> {
-    if (!this.probe) {
-      const c = new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-apply-probe' });
-      c.on('error', () => (this.probe = undefined));
-      try {
-        await c.connect();
-      } catch {
-        return undefined;
-      }
-      this.probe = c;
-    }
-    return { client: this.probe };
-  }
-
-  private session(source: string): Promise<SourceSession> {
-    let s = this.sessions.get(source);
-    if (!s) {
-      s = (async () => {
-        const client = new pg.Client({ connectionString: this.o.connectionString, application_name: `regionsync-apply-${source}` });
-        client.on('error', () => this.sessions.delete(source));
-        await client.connect();
-        try {
-          await client.query('select pg_replication_origin_session_setup($1)', [originName(source, databaseOf(this.o.connectionString))]);
-          // Apply's statements are prepared (parsed once) and, in large transactions, planned
-          // at every execution: a generic plan is made once, while a table may still be
-          // nearly empty, and kept until the next ANALYZE; a scan chosen for a tiny table then
-          // ran once per batch as it grew (a 200,000-row load took 65 s instead of 15).
-          // Every apply statement reaches rows by key, so scans and hash/merge joins are
-          // ruled out here: then a generic plan is the index plan too, and small
-          // transactions use it (SMALL_TRANSACTION_ROWS) instead of planning each time.
-          await client.query('set plan_cache_mode = force_custom_plan; set enable_seqscan = off; set enable_hashjoin = off; set enable_mergejoin = off');
-          await this.keepValuesOutOfServerLog(client);
-          await this.applyAsReplica(client);
-          const r = await client.query<{ lsn: string | null }>('select pg_replication_origin_progress($1, true) as lsn', [originName(source, databaseOf(this.o.connectionString))]);
-          return { client, progress: r.rows[0]?.lsn ?? undefined };
-        } catch (err) {
-          await client.end().catch(() => undefined);
-          throw err;
-        }
-      })();
-      s.catch(() => this.sessions.delete(source));
-      this.sessions.set(source, s);
-    }
-    return s;
-  }
-
-  private warned = new Set<string>();
-
-  // A session setting apply wants but the role may not be allowed to make (superuser, or
-  // PostgreSQL 15's GRANT SET ON PARAMETER): apply runs on without it, warning once.
-  private async sessionSetting(client: pg.Client, sql: string, fix: string, consequence: string): Promise<void> {
-    try {
-      await client.query(sql);
-    } catch (err) {
-      if (this.warned.has(sql)) return;
-      this.warned.add(sql);
-      this.o.log.warn({ err: errInfo(err), fix }, consequence);
-    }
-  }
-
-  // Apply's statements carry row values as literals, and PostgreSQL logs the text of a
-  // statement that fails (a unique violation, a serialization failure or a deadlock with a
-  // local write happen in normal operation) and a DETAIL that can quote the row: values
-  // would pile up in the server log, out of reach of erasure.
-  private keepValuesOutOfServerLog(client: pg.Client): Promise<void> {
-    return this.sessionSetting(
-      client,
-      'set log_min_error_statement = panic; set log_error_verbosity = terse',
-      'GRANT SET ON PARAMETER log_min_error_statement, log_error_verbosity TO <agent role> (PostgreSQL 15+), or ALTER ROLE <agent role> SET log_min_error_statement = panic as a superuser',
-      'apply cannot keep row values out of the PostgreSQL server log: a failed apply statement is logged with its text',
-    );
-  }
-
-  // Applied rows are checked neither by foreign keys nor by ordinary triggers, as in
-  // PostgreSQL's own logical replication (session_replication_role = replica): the source
-  // checked them, and between regions a child row can arrive for a parent another region
-  // deleted at the same time. Checked here, that violation failed the message on every
-  // retry, and every later change from its source waited behind it.
-  private applyAsReplica(client: pg.Client): Promise<void> {
-    return this.sessionSetting(
-      client,
-      'set session_replication_role = replica',
-      'GRANT SET ON PARAMETER session_replication_role TO <agent role> (PostgreSQL 15+), or run the agent as a superuser',
-      'apply cannot run as a replica session: foreign keys and triggers are checked on applied rows, and a foreign-key conflict between regions stops apply from that source',
-    );
   }
 
   apply(body: ChangeBody): Promise<ApplyOutcome> {
@@ -303,7 +212,7 @@ export class Applier {
 
   private async applyGroup(group: ChangeBody[]): Promise<number> {
     const source = group[0]!.sourceRegion;
-    const s = await this.session(source);
+    const s = await this.sessions.get(source);
     const db = s.client;
     // Above the progress watermark nothing can have been applied yet; at or below it, the
     // applied_messages record decides (the merge rules make a re-apply harmless anyway).
@@ -338,17 +247,21 @@ export class Applier {
           continue;
         }
         // A local write committed under our feet (serialization failure, or a unique violation
-        // of a key the snapshot did not have) or a deadlock with the stamp trigger: retry at
-        // once on the same session, it is not a broken connection.
+        // of a key the snapshot did not have) or a deadlock with the stamp trigger: retried on
+        // the same session, it is not a broken connection. The first retry goes at once, later
+        // ones after a short jittered pause: retried at once, 20 attempts against a burst of
+        // local writes to the same keys could all lose within a few milliseconds.
         const code = (err as { code?: string }).code;
-        if ((code === '40001' || code === '40P01' || code === '23505') && attempt < 20) {
+        const contention = code === '40001' || code === '40P01' || code === '23505';
+        if (contention && attempt < CONTENTION_ATTEMPTS) {
           this.o.metrics?.applyRetries.inc({ source });
+          if (attempt > 0) await sleep(contentionPauseMs(attempt));
           continue;
         }
         this.o.metrics?.applyErrors.inc({ source });
-        // A broken session (connection lost, origin busy) is rebuilt on the next attempt.
-        this.sessions.delete(source);
-        await db.end().catch(() => undefined);
+        // A broken session (connection lost, origin busy) is rebuilt on the next attempt; a
+        // session that only kept losing to local writes is fine and kept (rolled back above).
+        if (!contention) await this.sessions.drop(source, db);
         const what = todo.length === 1 ? `${todo[0]!.commitLsn} chunk ${todo[0]!.chunk.index}` : `${todo.length} messages ${todo[0]!.commitLsn} … ${todo[todo.length - 1]!.commitLsn}`;
         // The SQLSTATE only: a database message can quote row values, which never go to logs.
         throw new RegionsyncError('RS_REPLICATION_APPLY', `applying ${source} ${what} failed${code ? ` (SQLSTATE ${code})` : ''}`, { cause: err, retryable: true });
@@ -416,8 +329,7 @@ export class Applier {
       for (const row of r.rows) for (const b of bodies) if (b.chunk.index === row.chunk && compareLsn(b.commitLsn, row.lsn) === 0) out.add(messageKey(b));
       return out;
     } catch (err) {
-      this.sessions.delete(source);
-      await s.client.end().catch(() => undefined);
+      await this.sessions.drop(source, s.client);
       throw new RegionsyncError('RS_REPLICATION_APPLY', `checking whether ${source} ${bodies[0]!.commitLsn} was applied failed`, { cause: err, retryable: true });
     }
   }
@@ -510,46 +422,7 @@ export class Applier {
     return changed;
   }
 
-  async close(): Promise<void> {
-    await this.probe?.end().catch(() => undefined);
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const s of all) await s.then((x) => x.client.end(), () => undefined).catch(() => undefined);
+  close(): Promise<void> {
+    return this.sessions.close();
   }
-}
-
-// Computed for every row twice per transaction (new-key check, rounds): kept per row, and
-// a one-column key (the usual case) skips the sort.
-const rowKeys = new WeakMap<RowChange, string>();
-function rowKey(r: RowChange): string {
-  let k = rowKeys.get(r);
-  if (k !== undefined) return k;
-  const cols = Object.keys(r.key);
-  const parts = cols.length === 1 ? `${cols[0]!}\u0002${r.key[cols[0]!] ?? ''}` : cols.sort().map((c) => `${c}\u0002${r.key[c] ?? ''}`).join('\u0003');
-  k = `${qualify(r.table)}\u0001${parts}`;
-  rowKeys.set(r, k);
-  return k;
-}
-
-/** Only inserts, no key twice: such a transaction can be applied without loading first. */
-function insertsOfDistinctKeys(bodies: ChangeBody[]): boolean {
-  const seen = new Set<string>();
-  for (const b of bodies) {
-    for (const r of b.rows) {
-      if (r.op !== 'insert') return false;
-      const k = rowKey(r);
-      if (seen.has(k)) return false;
-      seen.add(k);
-    }
-  }
-  return true;
-}
-
-/** Keeps only the columns this region's table has (a dropped column's values are discarded). */
-function adaptToColumns(row: RowChange, sql: TableSql): RowChange {
-  if (!row.values) return row;
-  const known = new Set(sql.info.columns.map((c) => c.name));
-  const values: Record<string, string | null> = {};
-  for (const [k, v] of Object.entries(row.values)) if (known.has(k)) values[k] = v;
-  return { ...row, values, ...(row.unchangedToast ? { unchangedToast: row.unchangedToast.filter((c) => known.has(c)) } : {}) };
 }
