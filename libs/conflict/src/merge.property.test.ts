@@ -4,7 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { formatHlc } from './hlc-format.js';
-import { counterValue, mergeRow, mergeStates } from './merge.js';
+import { counterValue, mergeRow, mergeStates, stateFromChange } from './merge.js';
 import { compareVersions } from './version.js';
 import type { RowChange, RowState, TableStrategy, Version } from './types.js';
 
@@ -182,6 +182,26 @@ describe('counter columns', () => {
         }
         expect(counterValue(final, 'hits')).toBe(expected);
         if (final.values !== null) expect(final.values['hits']).toBe(expected.toString());
+      }),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe('a write to a row not held here', () => {
+  // mergeRow takes a short path for most of them (no lattice); it must give exactly the lattice's state.
+  it.each(STRATEGIES)('gives the same state as the full merge: %s', (_name, strategy) => {
+    fc.assert(
+      fc.property(changeArb(strategy), (change) => {
+        const merged = mergeRow(undefined, change, strategy);
+        expect(merged.state).toEqual(stateFromChange(change, strategy));
+        expect(JSON.stringify(merged.state)).toBe(JSON.stringify(stateFromChange(change, strategy)));
+        expect(merged.changed).toBe(true);
+        expect(merged.outcome).toBe('applied');
+        const counters = new Set(strategy.counterColumns ?? []);
+        const values = merged.state.values ?? {};
+        const missing = change.op === 'delete' ? [] : (change.unchangedToast ?? []).filter((c) => !counters.has(c) && !(c in values));
+        expect(merged.unresolvedToast).toEqual(missing.length > 0 ? [...new Set(missing)].sort() : undefined);
       }),
       { numRuns: RUNS },
     );

@@ -101,6 +101,10 @@ export function mergeStates(a: RowState, b: RowState, strategy: TableStrategy): 
 export function mergeRow(local: RowState | undefined, incoming: RowChange, strategy: TableStrategy): MergeResult {
   validateStrategy(strategy);
   const counters = counterSet(strategy);
+  if (local === undefined && counters.size === 0 && incoming?.op !== 'delete' && !incoming?.unchangedToast?.length) {
+    validateChange(incoming, counters);
+    return { state: plainState(incoming), changed: true, outcome: 'applied' };
+  }
   const inc = latticeFromChange(incoming, counters);
   let before: RowState | undefined;
   let state: RowState;
@@ -121,6 +125,19 @@ export function mergeRow(local: RowState | undefined, incoming: RowChange, strat
     if (missing.length > 0) result.unresolvedToast = [...new Set(missing)].sort();
   }
   return result;
+}
+
+/**
+ * A write to a row not held here, on a table without counter columns and with every
+ * written column present: its values (by column name) at its version. This is exactly
+ * encode(latticeFromChange(change)), without building the lattice: applying a remote
+ * insert of a new key, the common case, spent a tenth of the applying agent's CPU there.
+ */
+function plainState(change: RowChange): RowState {
+  const values: Record<string, string | null> = {};
+  const given = change.values ?? {};
+  for (const column of Object.keys(given).sort()) values[column] = given[column] ?? null;
+  return { values, version: { hlc: change.version.hlc, region: change.version.region } };
 }
 
 /**

@@ -41,7 +41,7 @@ export async function applyTable(tx: TxPipeline, sql: TableSql, strategy: TableS
     // Redacted columns never overwrite what this region holds (and are remembered, so a
     // local write here never sends the blanks back to the jurisdiction holding the real values).
     const keep = row.redacted?.length ? [...(row.unchangedToast ?? []), ...row.redacted] : row.unchangedToast;
-    const result = mergeRow(local, { op: row.op, values: row.values, unchangedToast: keep, counters: row.counters, version: row.version }, strategy);
+    const result = mergeRow(local, keep === row.unchangedToast ? row : { op: row.op, values: row.values, unchangedToast: keep, counters: row.counters, version: row.version }, strategy);
     states.set(pk, result.state);
     if (!result.changed) continue;
     const st = result.state;

@@ -23,8 +23,8 @@ export function splitTable(name: TableName): { schema: string; table: string } {
 }
 
 export function qualify(name: TableName): TableName {
-  const { schema, table } = splitTable(name);
-  return `${schema}.${table}`;
+  // Already qualified (every name on the wire is): itself, without splitting (once per applied row).
+  return name.includes('.') ? name : `public.${name}`;
 }
 
 export function quoteIdent(id: string): string {
