@@ -16,13 +16,6 @@ import { natsStreamFor } from './topology.js';
 import { HEADERS, type BusMessage, type Consumer, type ConsumerStats } from './types.js';
 
 const ACK_WAIT_MS = 60_000;
-// Acknowledgements are cumulative (AckPolicy.All) and deferred: one ack covers every message
-// handled up to it, sent once this many milliseconds passed since the first one it covers,
-// or at once when half of maxInFlight waits for it (the broker stops delivering at
-// max_ack_pending). Acking each message was a publish from the agent and an ack for the
-// broker to process per replicated transaction. Delaying an ack only widens what a crash
-// redelivers, which the handlers skip (in-order sequence, exactly-once apply).
-const ACK_DELAY_MS = 20;
 // working() well inside ack_wait so a slow handler never triggers a redelivery.
 const KEEPALIVE_MS = 15_000;
 const CONSUMER_NOT_FOUND = 10014;
@@ -38,25 +31,6 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
   // are told working() so a slow handler never triggers a redelivery.
   let current: JsMsg[] = [];
   const keepAlive = setInterval(() => current.forEach((m) => m.working()), KEEPALIVE_MS);
-  const ackEvery = Math.max(1, Math.floor(opts.maxInFlight / 2));
-  let ackTo: JsMsg | undefined;
-  let ackCovers = 0;
-  let ackTimer: NodeJS.Timeout | undefined;
-  const sendAck = () => {
-    clearTimeout(ackTimer);
-    ackTimer = undefined;
-    if (ackTo === undefined) return;
-    ackTo.ack();
-    stats.acked += ackCovers;
-    ackTo = undefined;
-    ackCovers = 0;
-  };
-  const ackUpTo = (m: JsMsg, covers: number) => {
-    ackTo = m;
-    ackCovers += covers;
-    if (ackCovers >= ackEvery) sendAck();
-    else ackTimer ??= setTimeout(sendAck, ACK_DELAY_MS);
-  };
   const run = async () => {
     const stream = natsStreamFor(prefix, opts.subject);
     let lastSeq = 0;
@@ -105,9 +79,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
           const todo: JsMsg[] = [];
           for (const m of batch) {
             if (m.seq <= lastSeq) {
-              // At or below what was handled: covered by the pending cumulative ack, or
-              // acknowledged alone (harmless under AckPolicy.All).
-              if (ackTo === undefined) m.ack();
+              m.ack();
               handledInIter += 1;
             } else if (todo.length === 0 || m.seq > todo[todo.length - 1]!.seq) todo.push(m);
             // else: not above the previous one (a late redelivery): skipped, as it would be once
@@ -133,11 +105,11 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
           current = todo;
           const handled = todo.length === 1 ? ((await deliver(msgs[0]!, ctx)) === 'done' ? 1 : 0) : await deliverBatch(msgs, ctx);
           current = [];
-          if (handled > 0) {
-            const last = todo[handled - 1]!;
-            ackUpTo(last, handled);
-            handledInIter += handled;
-            lastSeq = last.seq;
+          for (const m of todo.slice(0, handled)) {
+            m.ack();
+            stats.acked += 1;
+            handledInIter += 1;
+            lastSeq = m.seq;
           }
           if (handled < todo.length) break;
           failures = 0;
@@ -146,9 +118,6 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
         if (signal.aborted) break;
         log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus consumer failed; re-creating it');
       } finally {
-        // What was handled is acknowledged before the subscription goes (lost with a broken
-        // connection: the consumer is then re-positioned past it).
-        sendAck();
         unsubscribe();
         signal.removeEventListener('abort', stopIter);
         iter?.stop();
@@ -161,10 +130,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
     // Push the final acknowledgements out before reporting done.
     await bus.flush();
   };
-  const finished = () => {
-    clearInterval(keepAlive);
-    clearTimeout(ackTimer);
-  };
+  const finished = () => clearInterval(keepAlive);
 
   const done = run()
     .catch((err: unknown) => {
@@ -180,7 +146,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
 function consumerConfig(opts: ResolvedConsumeOptions, startSeq: number): Partial<ConsumerConfig> {
   return {
     durable_name: opts.durable,
-    ack_policy: AckPolicy.All,
+    ack_policy: AckPolicy.Explicit,
     filter_subject: opts.subject,
     max_ack_pending: opts.maxInFlight,
     ack_wait: nanos(ACK_WAIT_MS),
@@ -201,8 +167,7 @@ async function positionConsumer(jsm: JetStreamManager, stream: string, opts: Res
   if (!info) return jsm.consumers.add(stream, consumerConfig(opts, lastSeq + 1));
   const start = Math.max(lastSeq, info.ack_floor.stream_seq) + 1;
   const clean = info.num_ack_pending === 0 && info.num_redelivered === 0 && info.delivered.stream_seq + 1 >= start;
-  // A durable made with per-message acks (earlier versions) is re-created with cumulative ones.
-  const sameShape = info.config.filter_subject === opts.subject && info.config.max_ack_pending === opts.maxInFlight && info.config.ack_policy === AckPolicy.All;
+  const sameShape = info.config.filter_subject === opts.subject && info.config.max_ack_pending === opts.maxInFlight;
   if (clean && sameShape) return info;
   // Pending acknowledgements would be redelivered late and out of order: start over at `start`.
   await jsm.consumers.delete(stream, opts.durable);
