@@ -167,7 +167,10 @@ async function positionConsumer(jsm: JetStreamManager, stream: string, opts: Res
   if (!info) return jsm.consumers.add(stream, consumerConfig(opts, lastSeq + 1));
   const start = Math.max(lastSeq, info.ack_floor.stream_seq) + 1;
   const clean = info.num_ack_pending === 0 && info.num_redelivered === 0 && info.delivered.stream_seq + 1 >= start;
-  const sameShape = info.config.filter_subject === opts.subject && info.config.max_ack_pending === opts.maxInFlight;
+  // Per-message acks are part of the shape: under cumulative ones (AckPolicy.All), one of two
+  // agents sharing the durable during a rolling update's overlap acknowledged messages
+  // delivered to the other and not yet handled, which were then never redelivered.
+  const sameShape = info.config.filter_subject === opts.subject && info.config.max_ack_pending === opts.maxInFlight && info.config.ack_policy === AckPolicy.Explicit;
   if (clean && sameShape) return info;
   // Pending acknowledgements would be redelivered late and out of order: start over at `start`.
   await jsm.consumers.delete(stream, opts.durable);
