@@ -31,10 +31,13 @@ const COUNTERS = [
 export async function measurePhase<T>(s: SystemUnderTest, name: string, work: () => Promise<T>): Promise<{ result: T; report: PhaseReport }> {
   const applyPids = await backendPids(s.dstUrl, s.applyWhere);
   const senderPids = await backendPids(s.srcUrl, s.senderWhere);
+  // The destination's own slot (regionsync): its walsender decodes every applied row too,
+  // only for the agent to drop it as an echo (PostgreSQL 15's pgoutput cannot filter by origin).
+  const dstSenderPids = await backendPids(s.dstUrl, s.senderWhere);
   const agentPids = s.agentPids();
   const infra = s.infraPids();
   const cpu = new CpuMeter(() => {
-    const g: Record<string, number[]> = { 'pg-walsender(src)': senderPids, 'pg-apply-backend(dst)': applyPids, ...infra };
+    const g: Record<string, number[]> = { 'pg-walsender(src)': senderPids, 'pg-apply-backend(dst)': applyPids, ...(dstSenderPids.length > 0 ? { 'pg-walsender(dst)': dstSenderPids } : {}), ...infra };
     for (const [k, pid] of Object.entries(agentPids)) if (pid !== undefined) g[k] = [pid];
     return g;
   }).start();
