@@ -7,8 +7,9 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { cutLink, resolveLayout, restoreLink } from '@regionsync/stack';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
-import { compareLsn, errorCode, type ChangeBody } from '@regionsync/protocol';
-import { Applier, APPLIED_MESSAGES_GC_SQL, loadTableInfo, originName, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
+import { compareLsn, errorCode, formatHlc, type ChangeBody } from '@regionsync/protocol';
+import { Registry } from 'prom-client';
+import { Applier, APPLIED_MESSAGES_GC_SQL, createReplicationMetrics, loadTableInfo, originName, setupDatabase, sqlJson, sqlText, sqlTextArray, TableSql, TxPipeline } from '@regionsync/replication';
 
 const US = 'us-east-1';
 const EU = 'eu-west-1';
@@ -422,6 +423,58 @@ describe('agent on the real stack', () => {
     expect(v?.region).toBe(EU);
   });
 
+  it('a group of messages that keeps losing to local writes on one hot key is split: the messages not touching it apply at once', async () => {
+    const src = 'sa-east-1';
+    const cold = '00000000-0000-4000-8000-00000000c01d';
+    const hot = '00000000-0000-4000-8000-000000000407';
+    await cluster.query(EU, 'select pg_replication_origin_create($1::text) where not exists (select 1 from pg_replication_origin where roname = $1::text)', [originName(src, 'agent_ops')]);
+    for (const id of [cold, hot]) await cluster.query(EU, `insert into users (id, home_region, email, full_name, updated_at) values ($1, 'eu-west-1', 'local@example.test', 'local', now())`, [id]);
+    // Newer than the rows' local inserts, so the remote update of the cold row wins. Only
+    // slightly ahead: apply moves the region's clock to it, and a lead over the other
+    // region's agents (beyond their skew limit) would hold up the tests after this one.
+    const ahead = formatHlc({ wallMs: Date.now() + 1_000, logical: 0 });
+    const body = (lsn: string, id: string): ChangeBody => ({
+      sourceRegion: src, destination: EU, commitLsn: lsn, commitTime: new Date().toISOString(), xid: 1, hlc: ahead, vclock: { [src]: ahead }, chunk: { index: 0, last: true },
+      rows: [{ table: 'public.users', op: 'update', key: { id }, values: { id, home_region: 'eu-west-1', email: 'remote@example.test', full_name: 'remote', updated_at: '2030-01-01 00:00:00+00' }, version: { hlc: ahead, region: src } }],
+    });
+    const registry = new Registry();
+    const applier = new Applier({ region: EU, connectionString: cluster.dbUrl(EU), tables: [{ name: 'public.users', strategy: 'row-lww', counterColumns: [] }], log: pino({ level: 'silent' }), metrics: createReplicationMetrics(registry) });
+    // A local writer updating the hot row back to back: every apply transaction that writes
+    // it meets an update committed after its snapshot (serialization failure).
+    let stop = false;
+    let localUpdates = 0;
+    const writer = withDb(EU, async (db) => {
+      while (!stop) {
+        await db.query(`update users set updated_at = now() where id = $1`, [hot]);
+        localUpdates += 1;
+      }
+    });
+    let first: number | Error;
+    try {
+      await withDb(EU, (db) => applier.init(db));
+      await waitUntil('the local writer is busy', async () => localUpdates > 20, 10_000, 10);
+      first = await applier.applyBatch([body('0/1000', cold), body('0/2000', hot)]).catch((err: Error) => err);
+    } finally {
+      stop = true;
+      await writer;
+    }
+    try {
+      // Whatever became of the hot message, the cold one is applied: it no longer waits behind it.
+      expect((await cluster.query<{ full_name: string }>(EU, 'select full_name from users where id = $1', [cold]))[0]?.full_name).toBe('remote');
+      const retries = Number(/^regionsync_apply_retries_total\{[^}]*\} (\d+)/m.exec(await registry.metrics())?.[1] ?? 0);
+      expect(retries, 'the group lost to the local writer before it was split').toBeGreaterThanOrEqual(3);
+      if (first instanceof Error) expect(errorCode(first)).toBe('RS_REPLICATION_APPLY');
+      // The writer gone, the redelivered group applies what is left, once. (Whether the hot
+      // row then shows the remote update is the merge's business: once the cold message
+      // committed, the local clock passed its HLC, and later local writes are newer.)
+      expect(await applier.applyBatch([body('0/1000', cold), body('0/2000', hot)])).toBe(first instanceof Error ? 1 : 0);
+      const recorded = await cluster.query<{ lsn: string }>(EU, `select commit_lsn::text as lsn from regionsync.applied_messages where source = $1 order by commit_lsn`, [src]);
+      expect(recorded.map((r) => r.lsn)).toEqual(['0/1000', '0/2000']);
+    } finally {
+      await applier.close();
+    }
+  });
+
   // PostgreSQL switches a prepared statement to a generic plan after a few executions if
   // that looks no dearer (batches of many keys make it look cheap), and keeps it until the
   // next ANALYZE: made while the table was small, it scanned the whole table once per
@@ -515,3 +568,4 @@ describe('agent on the real stack', () => {
     for (const r of [US, EU]) await cluster.restartAgent(r);
   });
 });
+
