@@ -130,8 +130,8 @@ export function mergeRow(local: RowState | undefined, incoming: RowChange, strat
 /**
  * A write to a row not held here, on a table without counter columns and with every
  * written column present: its values (by column name) at its version. This is exactly
- * encode(latticeFromChange(change)), without building the lattice: applying a remote
- * insert of a new key, the common case, spent a tenth of the applying agent's CPU there.
+ * encode(latticeFromChange(change)), without building the lattice, which took about 7 % of
+ * the applying agent's profiled CPU while it applied remote inserts of new keys.
  */
 function plainState(change: RowChange): RowState {
   const values: Record<string, string | null> = {};

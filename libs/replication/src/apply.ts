@@ -267,8 +267,8 @@ export class Applier {
         const contention = code === '40001' || code === '40P01' || code === '23505';
         if (contention && attempt + 1 >= SPLIT_AFTER_ATTEMPTS && todo.length > 1) {
           // Every key of every message is one more chance to meet a local write while the
-          // transaction runs: under a steady local load on hot keys, a group of 50 messages
-          // lost all 20 attempts (convergence e2e) where its halves go through.
+          // transaction runs: under a steady local load on hot keys, groups of 26-51 messages
+          // lost all 20 attempts (convergence e2e), where their halves go through.
           this.o.metrics?.applyRetries.inc({ source });
           const half = Math.ceil(todo.length / 2);
           return (await this.applyTransaction(s, todo.slice(0, half))) + (await this.applyTransaction(s, todo.slice(half)));
