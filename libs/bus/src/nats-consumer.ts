@@ -1,12 +1,22 @@
-// JetStream durable pull consumer with strict in-order delivery to the handler.
+// JetStream durable pull consumer with in-order delivery to the handler.
 //
 // JetStream redelivers an unacknowledged message only after ack_wait, and meanwhile hands
 // out newer ones: after a crash or a lost delivery that would reorder the stream. So the
-// pull subscription is (re)started from a position we choose: max(ack floor, last
-// processed) + 1, by re-creating the durable consumer when it is not already there. That
-// happens at start and after every reconnect. Deliveries at or below the last processed
-// sequence (late redeliveries) are acknowledged and skipped.
-import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+// pull subscription is (re)started at the ack floor + 1, by re-creating the durable
+// consumer when it has pending acknowledgements. That happens at start and after every
+// reconnect.
+//
+// One process consumes a durable at a time: the durable pins its pull client (JetStream
+// priority group, `pinned_client`). During a rolling update's overlap the new agent waits
+// until the old one has stopped and released the pin (or the pin expired after a crash),
+// then re-positions, so what the old one held unhandled comes back at once and in order.
+// Two processes pulling at once split the stream between them, and the messages one held
+// when it stopped came back to the other late, below what that one had processed.
+//
+// Everything delivered goes to the handler, late redeliveries included: the ack floor is
+// the only position that holds across processes, so a duplicate is possible (handlers are
+// idempotent), a skipped message is not.
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerInfo, type ConsumerMessages, type JetStreamManager, type JsMsg, type PriorityPolicy } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { backoffDelay, sleep } from './backoff.js';
 import { deliver, deliverBatch } from './delivery.js';
@@ -16,9 +26,16 @@ import { natsStreamFor } from './topology.js';
 import { HEADERS, type BusMessage, type Consumer, type ConsumerStats } from './types.js';
 
 const ACK_WAIT_MS = 60_000;
+const PIN_HEADER = 'Nats-Pin-Id';
 // working() well inside ack_wait so a slow handler never triggers a redelivery.
 const KEEPALIVE_MS = 15_000;
 const CONSUMER_NOT_FOUND = 10014;
+const PIN_GROUP = 'active';
+const PINNED: PriorityPolicy = 'pinned_client';
+// A pinned client that stops pulling (crash, partition) loses the pin after this long; a
+// live one pulls at least every `expires` (5 s).
+const PIN_TTL_MS = 15_000;
+const PIN_POLL_MS = 250;
 
 export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): Consumer {
   const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0 };
@@ -31,9 +48,10 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
   // are told working() so a slow handler never triggers a redelivery.
   let current: JsMsg[] = [];
   const keepAlive = setInterval(() => current.forEach((m) => m.working()), KEEPALIVE_MS);
+  // The pin id the server gave this process's pulls (from the messages' Nats-Pin-Id).
+  let ownPin: string | undefined;
   const run = async () => {
     const stream = natsStreamFor(prefix, opts.subject);
-    let lastSeq = 0;
     for (let failures = 0; !signal.aborted; ) {
       const stopIter = () => iter?.stop();
       const unsubscribe = bus.onReconnect(stopIter);
@@ -41,10 +59,11 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
       let progressed = false;
       try {
         if (!(await bus.ready(signal))) break;
-        const consumer = await positionConsumer(bus.manager(), stream, opts, lastSeq);
+        const consumer = await awaitTurn(bus, stream, opts, ownPin);
+        if (!consumer) break;
         const js = bus.client();
         const c = await js.consumers.get(stream, consumer.name);
-        iter = await c.consume({ max_messages: opts.maxInFlight, expires: 5_000 });
+        iter = await c.consume({ max_messages: opts.maxInFlight, expires: 5_000, group: PIN_GROUP });
         handledInIter = 0;
         if (signal.aborted) break;
         // Messages are taken one at a time, plus (batch mode) whatever the subscription has
@@ -57,6 +76,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
           const first = await (ahead ?? it.next());
           ahead = undefined;
           if (first.done) break;
+          ownPin = first.value.headers?.get(PIN_HEADER) || ownPin;
           const batch: JsMsg[] = [first.value];
           let batchBytes = first.value.data.length;
           while (batch.length < limit && batchBytes < opts.maxBatchBytes && iter.getPending() > 0) {
@@ -76,17 +96,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
             batchBytes += r.value.data.length;
           }
           progressed = true;
-          const todo: JsMsg[] = [];
-          for (const m of batch) {
-            if (m.seq <= lastSeq) {
-              m.ack();
-              handledInIter += 1;
-            } else if (todo.length === 0 || m.seq > todo[todo.length - 1]!.seq) todo.push(m);
-            // else: not above the previous one (a late redelivery): skipped, as it would be once
-            // the batch is processed (at or below the last processed sequence).
-            else handledInIter += 1;
-          }
-          if (todo.length === 0) continue;
+          const todo = batch;
           const msgs: BusMessage[] = todo.map((m) => ({
             subject: m.subject,
             data: m.data,
@@ -109,7 +119,6 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
             m.ack();
             stats.acked += 1;
             handledInIter += 1;
-            lastSeq = m.seq;
           }
           if (handled < todo.length) break;
           failures = 0;
@@ -127,8 +136,9 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
       // message) backs off so a broken broker is not hammered.
       if (!progressed && !signal.aborted) await sleep(backoffDelay(backoff, failures++), signal);
     }
-    // Push the final acknowledgements out before reporting done.
+    // Push the final acknowledgements out, then hand the durable over to a waiting process.
     await bus.flush();
+    if (ownPin) await releasePin(bus.manager(), stream, opts, ownPin).catch((err: unknown) => log.warn({ subject: opts.subject, durable: opts.durable, err: errorMessage(err) }, 'bus consumer could not release its pin; another process takes over when it expires'));
   };
   const finished = () => clearInterval(keepAlive);
 
@@ -152,27 +162,73 @@ function consumerConfig(opts: ResolvedConsumeOptions, startSeq: number): Partial
     ack_wait: nanos(ACK_WAIT_MS),
     // We dead-letter ourselves after maxDeliveries; the server must never give up silently.
     max_deliver: -1,
+    priority_policy: PINNED,
+    priority_groups: [PIN_GROUP],
+    priority_timeout: nanos(PIN_TTL_MS),
     ...(startSeq <= 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq }),
   };
 }
 
-/** Make the durable consumer's next delivery be max(ack floor, lastSeq) + 1. */
-async function positionConsumer(jsm: JetStreamManager, stream: string, opts: ResolvedConsumeOptions, lastSeq: number): Promise<ConsumerInfo> {
+type PinnedInfo = ConsumerInfo & { priority_groups?: { group: string; pinned_client_id?: string }[] };
+
+function pinOf(info: ConsumerInfo): string | undefined {
+  return (info as PinnedInfo).priority_groups?.find((g) => g.group === PIN_GROUP)?.pinned_client_id || undefined;
+}
+
+/**
+ * Waits while another process holds the durable's pin, then positions the durable.
+ * Undefined when the signal aborted meanwhile.
+ */
+async function awaitTurn(bus: NatsBus, stream: string, opts: ResolvedConsumeOptions, ownPin: string | undefined): Promise<ConsumerInfo | undefined> {
+  for (let logged = false; !opts.signal.aborted; ) {
+    const r = await positionConsumer(bus.manager(), stream, opts, ownPin);
+    if (r !== 'wait') return r;
+    if (!logged) bus.opts.log.info({ subject: opts.subject, durable: opts.durable }, 'bus consumer waiting: another pull client holds or requests this durable');
+    logged = true;
+    await sleep(PIN_POLL_MS, opts.signal);
+  }
+  return undefined;
+}
+
+async function releasePin(jsm: JetStreamManager, stream: string, opts: ResolvedConsumeOptions, ownPin: string): Promise<void> {
+  const info = await jsm.consumers.info(stream, opts.durable);
+  if (pinOf(info) === ownPin) await jsm.consumers.unpin(stream, opts.durable, PIN_GROUP);
+}
+
+/** Make the durable consumer's next delivery be its ack floor + 1, unless another process holds it. */
+async function positionConsumer(jsm: JetStreamManager, stream: string, opts: ResolvedConsumeOptions, ownPin: string | undefined): Promise<ConsumerInfo | 'wait'> {
   let info: ConsumerInfo | undefined;
   try {
     info = await jsm.consumers.info(stream, opts.durable);
   } catch (err) {
     if (!(err instanceof JetStreamApiError && err.code === CONSUMER_NOT_FOUND)) throw err;
   }
-  if (!info) return jsm.consumers.add(stream, consumerConfig(opts, lastSeq + 1));
-  const start = Math.max(lastSeq, info.ack_floor.stream_seq) + 1;
-  const clean = info.num_ack_pending === 0 && info.num_redelivered === 0 && info.delivered.stream_seq + 1 >= start;
+  if (!info) return jsm.consumers.add(stream, consumerConfig(opts, 1));
   // Per-message acks are part of the shape: under cumulative ones (AckPolicy.All), one of two
   // agents sharing the durable during a rolling update's overlap acknowledged messages
   // delivered to the other and not yet handled, which were then never redelivered.
-  const sameShape = info.config.filter_subject === opts.subject && info.config.max_ack_pending === opts.maxInFlight && info.config.ack_policy === AckPolicy.Explicit;
+  const sameShape =
+    info.config.filter_subject === opts.subject &&
+    info.config.max_ack_pending === opts.maxInFlight &&
+    info.config.ack_policy === AckPolicy.Explicit &&
+    (info.config as PinnedInfo['config'] & { priority_policy?: string }).priority_policy === PINNED;
+  if (sameShape) {
+    const pin = pinOf(info);
+    // Our own pin from before a reconnect: the new subscription's pulls do not carry it, so
+    // release it (and look again).
+    if (pin !== undefined && pin === ownPin) {
+      await jsm.consumers.unpin(stream, opts.durable, PIN_GROUP);
+      return 'wait';
+    }
+    // Another process holds the pin, or pulls and gets it with its first message. This
+    // process pulls nothing now, so a waiting pull request is someone else's, or a stale one
+    // of ours that expires within `expires`.
+    if (pin !== undefined || info.num_waiting > 0) return 'wait';
+  }
+  const clean = info.num_ack_pending === 0 && info.num_redelivered === 0;
   if (clean && sameShape) return info;
-  // Pending acknowledgements would be redelivered late and out of order: start over at `start`.
+  // Pending acknowledgements would be redelivered late and out of order: start over at the
+  // ack floor + 1.
   await jsm.consumers.delete(stream, opts.durable);
-  return jsm.consumers.add(stream, consumerConfig(opts, start));
+  return jsm.consumers.add(stream, consumerConfig(opts, info.ack_floor.stream_seq + 1));
 }

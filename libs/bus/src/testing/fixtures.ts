@@ -5,7 +5,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { StackEnv } from '@regionsync/stack';
 import { createBus } from '../create-bus.js';
-import { streamBase } from '../topology.js';
+import { natsStreamFor, streamBase } from '../topology.js';
 import type { Bus, BusKind, BusOptions } from '../types.js';
 
 /** A fresh prefix so a test never sees another test's streams, topics or data. */
@@ -61,4 +61,30 @@ export function payload(n: number, size = 64): Uint8Array {
 
 export function readN(data: Uint8Array): number {
   return (JSON.parse(new TextDecoder().decode(data)) as { n: number }).n;
+}
+
+/**
+ * How many consumer processes are attached to a durable: NATS, the pull requests waiting
+ * on it (one per consuming process once idle); Kafka, the members of its consumer group.
+ */
+export async function attachedConsumers(env: StackEnv, kind: BusKind, prefix: string, subject: string, durable: string): Promise<number> {
+  if (kind === 'nats') {
+    const nc = await connect({ servers: env.nats.servers, timeout: 5_000 });
+    try {
+      const jsm = await jetstreamManager(nc);
+      return (await jsm.consumers.info(natsStreamFor(prefix, subject), durable)).num_waiting;
+    } catch {
+      return 0;
+    } finally {
+      await nc.close();
+    }
+  }
+  const admin = new Kafka({ clientId: 'bus-test-groups', brokers: env.kafka.brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([`${subject}/${durable}`]);
+    return groups[0]?.state === 'Stable' ? groups[0].members.length : 0;
+  } finally {
+    await admin.disconnect();
+  }
 }
