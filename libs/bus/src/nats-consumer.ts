@@ -33,8 +33,8 @@ const CONSUMER_NOT_FOUND = 10014;
 const PIN_GROUP = 'active';
 const PINNED: PriorityPolicy = 'pinned_client';
 // A pinned client that stops pulling (crash, partition) loses the pin after this long; a
-// live one pulls at least every `expires` (5 s).
-const PIN_TTL_MS = 15_000;
+// live one has a pull request waiting at all times, renewed every `expires` (5 s).
+const PIN_TTL_MS = 10_000;
 const PIN_POLL_MS = 250;
 
 export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): Consumer {
@@ -211,7 +211,8 @@ async function positionConsumer(jsm: JetStreamManager, stream: string, opts: Res
     info.config.filter_subject === opts.subject &&
     info.config.max_ack_pending === opts.maxInFlight &&
     info.config.ack_policy === AckPolicy.Explicit &&
-    (info.config as PinnedInfo['config'] & { priority_policy?: string }).priority_policy === PINNED;
+    info.config.priority_policy === PINNED &&
+    info.config.priority_timeout === nanos(PIN_TTL_MS);
   if (sameShape) {
     const pin = pinOf(info);
     // Our own pin from before a reconnect: the new subscription's pulls do not carry it, so
