@@ -4,7 +4,7 @@
 import { connect, headers as natsHeaders, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { deadLetterSubject, RegionsyncError } from '@regionsync/protocol';
+import { deadLetterSubject, isRetryable, RegionsyncError } from '@regionsync/protocol';
 import { backoffDelay, sleep, waitUntil } from './backoff.js';
 import { startNatsConsumer } from './nats-consumer.js';
 import { JetStreamPublisher } from './nats-publisher.js';
@@ -79,6 +79,11 @@ export class NatsBus implements Bus {
           // carry subject and cause instead.
           noAsyncTraces: true,
         });
+        const version = nc.info?.version ?? '';
+        if (!natsServerSupported(version)) {
+          await nc.close().catch(() => undefined);
+          throw new RegionsyncError('RS_CONFIG_PREREQUISITE', `nats-server ${version || '(unknown version)'} is too old: regionsync needs ${MIN_NATS_SERVER} or newer (JetStream priority groups keep one consumer process per durable). Upgrade the NATS servers.`, { retryable: false });
+        }
         this.nc = nc;
         this.js = jetstream(nc, { timeout: this.opts.publishTimeoutMs });
         this.publisher = new JetStreamPublisher(nc, this.opts.publishTimeoutMs);
@@ -89,6 +94,7 @@ export class NatsBus implements Bus {
         return;
       } catch (err) {
         this.lastError = errorMessage(err);
+        if (!isRetryable(err)) throw err;
         this.opts.log.warn({ err: this.lastError, attempt }, 'bus cannot connect to NATS; retrying');
         await sleep(backoffDelay(this.opts.backoff, attempt), this.closing.signal);
       }
@@ -340,4 +346,16 @@ function publishError(subject: string, err: unknown): RegionsyncError {
 /** Header values are single-line; keep reasons short. */
 export function headerSafe(s: string): string {
   return s.replace(/[\r\n]+/g, ' ').slice(0, 512);
+}
+
+export const MIN_NATS_SERVER = '2.11.0';
+
+/** Whether a nats-server version (as in its INFO, e.g. `2.15.2` or `2.12.0-beta.1`) is at least MIN_NATS_SERVER. */
+export function natsServerSupported(version: string): boolean {
+  const parse = (v: string) => v.split(/[.-]/).slice(0, 3).map((x) => Number.parseInt(x, 10));
+  const have = parse(version);
+  const need = parse(MIN_NATS_SERVER);
+  if (have.length < 3 || have.some((x) => !Number.isFinite(x))) return false;
+  for (let i = 0; i < 3; i++) if (have[i] !== need[i]) return have[i]! > need[i]!;
+  return true;
 }
