@@ -1,7 +1,8 @@
 // Broker-independent handling of delivered messages (one at a time or in batches): decode check, handler retried in
 // place with backoff, dead-lettering. Retrying in place (never skipping ahead) keeps
-// per-key order: apply tracks progress as a high-watermark per source, so a message
-// processed after a later one would be lost.
+// per-key order, which the contract promises: a consumer that tracks progress as a
+// high-watermark (the bus's own SIGKILL test child does) would lose a message handled
+// after a later one. Apply does not rely on it: below its watermark it looks the message up.
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { errorMessage, type ResolvedConsumeOptions } from './options.js';
 import type { BusLogger, BusMessage, ConsumerStats } from './types.js';

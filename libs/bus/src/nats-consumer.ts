@@ -96,8 +96,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
             batchBytes += r.value.data.length;
           }
           progressed = true;
-          const todo = batch;
-          const msgs: BusMessage[] = todo.map((m) => ({
+          const msgs: BusMessage[] = batch.map((m) => ({
             subject: m.subject,
             data: m.data,
             id: m.headers?.get(HEADERS.id) || undefined,
@@ -112,15 +111,15 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
             stats,
             deadLetter: (dm: BusMessage, reason: string) => bus.deadLetter(dm, reason),
           };
-          current = todo;
-          const handled = todo.length === 1 ? ((await deliver(msgs[0]!, ctx)) === 'done' ? 1 : 0) : await deliverBatch(msgs, ctx);
+          current = batch;
+          const handled = batch.length === 1 ? ((await deliver(msgs[0]!, ctx)) === 'done' ? 1 : 0) : await deliverBatch(msgs, ctx);
           current = [];
-          for (const m of todo.slice(0, handled)) {
+          for (const m of batch.slice(0, handled)) {
             m.ack();
             stats.acked += 1;
             handledInIter += 1;
           }
-          if (handled < todo.length) break;
+          if (handled < batch.length) break;
           failures = 0;
         }
       } catch (err) {
