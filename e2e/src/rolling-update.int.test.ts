@@ -41,19 +41,31 @@ describe.each(['nats', 'kafka'] as Broker[])('rolling update on %s (3 regions)',
     console.log(`[${tag}] seed=${seed} overlap ${OVERLAP_MS / 1000} s; logs in ${cluster.dir}`);
     const workload = runWorkload({ targets: agents, seed, durationMs: 5000 + cluster.regions.length * (OVERLAP_MS + 8000), writersPerRegion: WRITERS, products: PRODUCTS, log: (l) => console.log(`[${tag}] ${l}`) });
     workload.catch(() => undefined);
-    const swaps: { region: string; readyMs: number; oldExit: number | null; takeoverMs: number }[] = [];
+    const swaps: { region: string; readyMs: number; oldExit: number | null; takeoverMs: number; applyTakeoverMs: number }[] = [];
     try {
       await sleep(5000);
       for (const region of cluster.regions) {
         const t0 = Date.now();
         const { old, handle } = await cluster.startReplacement(region, 120_000);
         const readyMs = Date.now() - t0;
+        // NATS: the durable pins the old agent; the new one applies nothing meanwhile (two
+        // agents pulling at once split the stream, and a change the old one held was lost).
+        if (broker === 'nats') await waitUntil(`new ${region} agent stands by`, async () => (await agentHealth(handle.httpUrl)).apply?.standby === true, 30_000, 250);
         await sleep(OVERLAP_MS);
         expect(old?.process?.exitCode, `old ${region} agent still running during the overlap`).toBeNull();
         const exited = new Promise<number | null>((resolve) => old!.process!.once('exit', (code) => resolve(code)));
         old!.process!.kill('SIGTERM');
         const oldExit = await exited;
         const exitAt = Date.now();
+        // The new agent takes over apply: it no longer stands by, and a write in another
+        // region moves its applied counter.
+        const other = cluster.regions.find((r) => r !== region)!;
+        const appliedAt = await metricTotal(handle.httpUrl, 'regionsync_transactions_applied_total');
+        await waitUntil(`new ${region} agent applies`, async () => {
+          await cluster.query(other, `update products set name = name where id = 2`);
+          return (await agentHealth(handle.httpUrl)).apply?.standby === false && (await metricTotal(handle.httpUrl, 'regionsync_transactions_applied_total')) > appliedAt;
+        }, 60_000, 250);
+        const applyTakeoverMs = Date.now() - exitAt;
         // The new agent takes over capture: a local write moves its own counter once the old
         // one is gone.
         const capturedAt = await metricTotal(handle.httpUrl, 'regionsync_transactions_captured_total');
@@ -61,7 +73,7 @@ describe.each(['nats', 'kafka'] as Broker[])('rolling update on %s (3 regions)',
           await cluster.query(region, `update products set name = name where id = 1`);
           return (await metricTotal(handle.httpUrl, 'regionsync_transactions_captured_total')) > capturedAt;
         }, 60_000, 250);
-        swaps.push({ region, readyMs, oldExit, takeoverMs: Date.now() - exitAt });
+        swaps.push({ region, readyMs, oldExit, takeoverMs: Date.now() - exitAt, applyTakeoverMs });
         await sleep(3000);
       }
     } finally {

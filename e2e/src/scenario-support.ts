@@ -125,7 +125,7 @@ export interface AgentHealth {
   pendingTransactions: number;
   slotsLost?: number;
   slotRetainedWalBytes: number;
-  apply: { delivered: number; acked: number; deadLettered: number; inFlight: number } | null;
+  apply: { delivered: number; acked: number; deadLettered: number; inFlight: number; standby: boolean } | null;
   alarms: string[];
 }
 

@@ -135,12 +135,15 @@ describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
     // On NATS the old one keeps the durable (its pin) while it runs, so it holds messages
     // when it stops; on Kafka either may own the partition.
     if (kind === 'nats') expect(oldBlocked).toBe(true);
+    // NATS: the new one waits, and says so.
+    if (kind === 'nats') expect(await waitUntil(() => fresh.consumer.stats().standby, 10_000)).toBe(true);
     old.stop.abort();
     release();
     await old.consumer.done;
     // Well inside ack_wait (60 s): what the old one held is handed back at once, not
     // redelivered when its acknowledgement times out.
     expect(await waitUntil(() => union() === total, 30_000)).toBe(true);
+    expect(fresh.consumer.stats().standby).toBe(false);
     fresh.stop.abort();
     await fresh.consumer.done;
     expect([...new Set([...oldSeen, ...newSeen])].sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i + 1));

@@ -61,7 +61,7 @@ export function idAndKey(rawKey: Buffer | null, headers: IHeaders | undefined): 
 }
 
 export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions): Consumer {
-  const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0 };
+  const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0, standby: false };
   const { log, backoff } = bus.opts;
   const signal = opts.signal;
   const lastOffset = new Map<number, bigint>();
@@ -162,6 +162,10 @@ export function startKafkaConsumer(bus: KafkaBus, opts: ResolvedConsumeOptions):
       consumer.on(consumer.events.CRASH, (e) => {
         bus.markHealthy(false, e.payload.error);
         if (!e.payload.restart) crashed(errorMessage(e.payload.error));
+      });
+      // Another member of the group (a rolling update's old agent) may hold every partition.
+      consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        stats.standby = (e.payload.memberAssignment[opts.subject]?.length ?? 0) === 0;
       });
       consumer.on(consumer.events.FETCH_START, alive);
       consumer.on(consumer.events.FETCH, alive);

@@ -38,7 +38,7 @@ const PIN_TTL_MS = 10_000;
 const PIN_POLL_MS = 250;
 
 export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): Consumer {
-  const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0 };
+  const stats: ConsumerStats = { delivered: 0, acked: 0, deadLettered: 0, inFlight: 0, standby: false };
   let iter: ConsumerMessages | undefined;
   let handledInIter = 0;
   const { log, backoff, prefix } = bus.opts;
@@ -59,7 +59,7 @@ export function startNatsConsumer(bus: NatsBus, opts: ResolvedConsumeOptions): C
       let progressed = false;
       try {
         if (!(await bus.ready(signal))) break;
-        const consumer = await awaitTurn(bus, stream, opts, ownPin);
+        const consumer = await awaitTurn(bus, stream, opts, ownPin, stats);
         if (!consumer) break;
         const js = bus.client();
         const c = await js.consumers.get(stream, consumer.name);
@@ -178,9 +178,10 @@ function pinOf(info: ConsumerInfo): string | undefined {
  * Waits while another process holds the durable's pin, then positions the durable.
  * Undefined when the signal aborted meanwhile.
  */
-async function awaitTurn(bus: NatsBus, stream: string, opts: ResolvedConsumeOptions, ownPin: string | undefined): Promise<ConsumerInfo | undefined> {
+async function awaitTurn(bus: NatsBus, stream: string, opts: ResolvedConsumeOptions, ownPin: string | undefined, stats: ConsumerStats): Promise<ConsumerInfo | undefined> {
   for (let logged = false; !opts.signal.aborted; ) {
     const r = await positionConsumer(bus.manager(), stream, opts, ownPin);
+    stats.standby = r === 'wait';
     if (r !== 'wait') return r;
     if (!logged) bus.opts.log.info({ subject: opts.subject, durable: opts.durable }, 'bus consumer waiting: another pull client holds or requests this durable');
     logged = true;

@@ -86,6 +86,12 @@ export interface ConsumerStats {
   acked: number;
   deadLettered: number;
   inFlight: number;
+  /**
+   * True while another process consumes this durable and this one waits to take over (a
+   * rolling update's overlap). NATS: another pull client holds the pin; Kafka: the group
+   * assigned this member no partition of the subject.
+   */
+  standby: boolean;
 }
 
 export interface Consumer {
