@@ -140,8 +140,8 @@ describe.each(['nats', 'kafka'] as BusKind[])('bus contract on %s', (kind) => {
     old.stop.abort();
     release();
     await old.consumer.done;
-    // Well inside ack_wait (60 s): what the old one held is handed back at once, not
-    // redelivered when its acknowledgement times out.
+    // Well inside ack_wait (60 s): what the old one held comes back at once (the new one
+    // re-positions at the ack floor), not when its acknowledgement times out.
     expect(await waitUntil(() => union() === total, 30_000)).toBe(true);
     expect(fresh.consumer.stats().standby).toBe(false);
     fresh.stop.abort();
