@@ -4,7 +4,7 @@
 import { connect, headers as natsHeaders, nanos, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
 import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { deadLetterSubject, isRetryable, RegionsyncError } from '@regionsync/protocol';
+import { deadLetterSubject, errorCode, RegionsyncError } from '@regionsync/protocol';
 import { backoffDelay, sleep, waitUntil } from './backoff.js';
 import { startNatsConsumer } from './nats-consumer.js';
 import { JetStreamPublisher } from './nats-publisher.js';
@@ -94,7 +94,8 @@ export class NatsBus implements Bus {
         return;
       } catch (err) {
         this.lastError = errorMessage(err);
-        if (!isRetryable(err)) throw err;
+        // Only a server too old to use is final; anything else (refused, timeout) is retried.
+        if (errorCode(err) === 'RS_CONFIG_PREREQUISITE') throw err;
         this.opts.log.warn({ err: this.lastError, attempt }, 'bus cannot connect to NATS; retrying');
         await sleep(backoffDelay(this.opts.backoff, attempt), this.closing.signal);
       }
