@@ -4,7 +4,7 @@
 import { ActivitySampler } from './activity.js';
 import { log, withClient } from './pg-util.js';
 import { CpuMeter, round } from './proc.js';
-import { delta, scrape } from './prom.js';
+import { delta, histogramQuantiles, scrape } from './prom.js';
 import type { SystemUnderTest } from './systems.js';
 
 export interface PhaseReport {
@@ -64,6 +64,12 @@ export async function measurePhase<T>(s: SystemUnderTest, name: string, work: ()
     for (const c of COUNTERS) {
       const d = delta(after, b, c);
       if (d !== 0) out[c.replace(/^regionsync_/, '').replace(/_total$/, '')] = d;
+    }
+    // Where a change's time goes: commit to bus-confirmed at the source, commit to applied
+    // at the destination (estimated from the agents' histograms, bucket-interpolated).
+    for (const [metric, label] of [['regionsync_capture_delay_seconds', 'capture_delay'], ['regionsync_apply_delay_seconds', 'apply_delay']] as const) {
+      const h = histogramQuantiles(after, b, metric, [0.5, 0.99]);
+      if (h) [out[`${label}_p50_ms`], out[`${label}_p99_ms`]] = h.quantiles.map((q) => (q === undefined ? NaN : round(q * 1000, 2)));
     }
     const lag = after.get('regionsync_agent_nodejs_eventloop_lag_p99_seconds');
     if (lag !== undefined) out.eventloop_lag_p99_ms = round(lag * 1000, 1);

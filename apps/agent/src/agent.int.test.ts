@@ -58,13 +58,18 @@ describe('agent on the real stack', () => {
     expect(health).toMatchObject({ region: US, mode: 'connected' });
     expect((await fetch(`${h.httpUrl}/readyz`)).status).toBe(200);
     const metrics = await (await fetch(`${h.httpUrl}/metrics`)).text();
-    for (const name of ['regionsync_lag_seconds', 'regionsync_transactions_captured_total', 'regionsync_rows_captured_total', 'regionsync_transactions_applied_total', 'regionsync_rows_applied_total', 'regionsync_conflicts_total', 'regionsync_slot_retained_wal_bytes', 'regionsync_bus_errors_total']) {
+    for (const name of ['regionsync_lag_seconds', 'regionsync_capture_delay_seconds', 'regionsync_apply_delay_seconds', 'regionsync_transactions_captured_total', 'regionsync_rows_captured_total', 'regionsync_transactions_applied_total', 'regionsync_rows_applied_total', 'regionsync_conflicts_total', 'regionsync_slot_retained_wal_bytes', 'regionsync_bus_errors_total']) {
       expect(metrics, name).toContain(name);
     }
   });
 
-  it('applies under the source commit time, and the lag gauge reports the real commit-to-apply lag', async () => {
+  it('applies under the source commit time; the lag gauge and the delay histograms report the real delays', async () => {
     const id = 900_003;
+    const sample = async (region: string, re: RegExp) => Number(re.exec(await (await fetch(`${cluster.agents.get(region)!.httpUrl}/metrics`)).text())?.[1] ?? 0);
+    const captureCount = /^regionsync_capture_delay_seconds_count(?:\{[^}]*\})? (\S+)$/m;
+    const applyCount = /^regionsync_apply_delay_seconds_count\{[^}]*source="us-east-1"[^}]*\} (\S+)$/m;
+    const applySum = /^regionsync_apply_delay_seconds_sum\{[^}]*source="us-east-1"[^}]*\} (\S+)$/m;
+    const [capturedBefore, appliedBefore, applySumBefore] = [await sample(US, captureCount), await sample(EU, applyCount), await sample(EU, applySum)];
     await cluster.query(US, `insert into products values ($1, 'timed', 1, 1, now())`, [id]);
     const [{ t: sourceCommit }] = await cluster.query<{ t: string }>(US, 'select pg_xact_commit_timestamp(xmin)::text as t from products where id = $1', [id]);
     await waitUntil('product in eu-west-1', async () => (await cluster.query(EU, 'select 1 from products where id = $1', [id])).length === 1, 30_000);
@@ -76,6 +81,13 @@ describe('agent on the real stack', () => {
     // Capture, bus and apply take milliseconds: a lag of exactly 0 means the commit time is wrong.
     expect(lag).toBeGreaterThan(0);
     expect(lag).toBeLessThan(30);
+    // Each end timed the transaction: commit to confirmed by the bus at the source, commit
+    // to applied at the destination (observed right after the apply commit).
+    await waitUntil('capture delay observed in us-east-1', async () => (await sample(US, captureCount)) > capturedBefore, 10_000);
+    expect(await sample(EU, applyCount)).toBeGreaterThan(appliedBefore);
+    const applyDelay = (await sample(EU, applySum)) - applySumBefore;
+    expect(applyDelay).toBeGreaterThan(0);
+    expect(applyDelay).toBeLessThan(30);
   });
 
   it('acknowledges the slot only after the bus confirmed: a cut link holds the slot back, restore delivers', async () => {

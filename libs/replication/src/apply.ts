@@ -331,7 +331,9 @@ export class Applier {
     if (progress && (s.progress === undefined || compareLsn(progress.commitLsn, s.progress) > 0)) s.progress = progress.commitLsn;
     this.o.metrics?.transactionsApplied.inc({ source }, bodies.length);
     this.o.metrics?.rowsApplied.inc({ source }, changed);
-    const lag = Math.max(0, (Date.now() - Date.parse(bodies[bodies.length - 1]!.commitTime)) / 1000);
+    const now = Date.now();
+    if (this.o.metrics) for (const b of bodies) if (b.chunk.last) this.o.metrics.applyDelaySeconds.observe({ source }, Math.max(0, (now - Date.parse(b.commitTime)) / 1000));
+    const lag = Math.max(0, (now - Date.parse(bodies[bodies.length - 1]!.commitTime)) / 1000);
     this.lagSeconds.set(source, lag);
     this.o.metrics?.lagSeconds.set({ source }, lag);
   }

@@ -248,10 +248,12 @@ export class Capture {
 
   private async onCommit(tx: AssembledTransaction): Promise<void> {
     this.lastActivity = Date.now();
+    // A transaction read again after a restart was counted (and timed) the first time.
+    const fresh = this.isNew(tx.commitLsn);
     if (tx.fromRegionsync) this.stats.skippedEcho += 1;
     else if (tx.rows.length > 0 || this.txChunks.size > 0) {
       this.publishChunk(tx.rows, tx.commitLsn, tx.xid, tx.vclock, tx.maxHlc, true, tx.commitTime, tx.schemas);
-      if (this.isNew(tx.commitLsn)) {
+      if (fresh) {
         this.stats.transactions += 1;
         this.o.metrics?.transactionsCaptured.inc();
         this.highestCounted = tx.commitLsn;
@@ -265,8 +267,10 @@ export class Capture {
     const entry: Pending = { lsn: tx.commitEndLsn, rows: this.txRows, settled: false, done: Promise.resolve() };
     this.txRows = 0;
     this.pendingRows += entry.rows;
+    const committedAt = fresh && publishes.length > 0 && !tx.fromRegionsync && tx.commitTime ? Date.parse(tx.commitTime) : NaN;
     entry.done = Promise.all(publishes).then(
       () => {
+        if (!Number.isNaN(committedAt)) this.o.metrics?.captureDelaySeconds.observe(Math.max(0, (Date.now() - committedAt) / 1000));
         entry.settled = true;
         void this.acknowledgeConfirmed();
       },

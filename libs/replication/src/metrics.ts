@@ -1,4 +1,11 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * Buckets of the commit-to-confirmed and commit-to-applied delays: fine below 25 ms, where
+ * a healthy pipeline sits and where the p50/p99 of a live region are read, coarse up to
+ * the minutes a region cut off and catching up takes.
+ */
+export const DELAY_BUCKETS = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 /** Replication metrics, registered on the registry the app passes in (never the global one). */
 export function createReplicationMetrics(registry: Registry) {
@@ -10,6 +17,8 @@ export function createReplicationMetrics(registry: Registry) {
     transactionsSkipped: new Counter({ name: 'regionsync_transactions_skipped_total', help: 'Redelivered remote transactions recognised by origin progress and skipped', labelNames: ['source'] as const, registers }),
     rowsApplied: new Counter({ name: 'regionsync_rows_applied_total', help: 'Remote rows that changed local state', labelNames: ['source'] as const, registers }),
     conflicts: new Counter({ name: 'regionsync_conflicts_total', help: 'Concurrent writes detected (neither writer saw the other)', labelNames: ['table'] as const, registers }),
+    captureDelaySeconds: new Histogram({ name: 'regionsync_capture_delay_seconds', help: "Local commit to every message of the transaction confirmed by the bus (the database's and the agent's clocks, one region)", buckets: DELAY_BUCKETS, registers }),
+    applyDelaySeconds: new Histogram({ name: 'regionsync_apply_delay_seconds', help: 'Source commit to local apply commit of each remote transaction, per source region (includes the clock difference between the regions)', labelNames: ['source'] as const, buckets: DELAY_BUCKETS, registers }),
     lagSeconds: new Gauge({ name: 'regionsync_lag_seconds', help: 'Commit-to-apply lag of the last applied transaction, per source region', labelNames: ['source'] as const, registers }),
     busErrors: new Counter({ name: 'regionsync_bus_errors_total', help: 'Failed bus operations (publish or consume), retried', registers }),
     slotsLost: new Counter({ name: 'regionsync_capture_slots_lost_total', help: "Times this agent found its slot invalidated or dropped, re-created it and sent every region a full copy (RS_REPLICATION_SLOT_LOST)", registers }),
