@@ -4,6 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEFAULT_REGIONS, findRepoRoot, resolveLayout } from './config.js';
 import { PG_SETTINGS } from './services/postgres.js';
+import { MODERN_PG_FROM_REGION } from './install.js';
+import { VERSIONS } from './versions.js';
 import { proxySpecs } from './services/toxiproxy.js';
 
 const root = findRepoRoot();
@@ -27,6 +29,13 @@ describe('docker/compose.yml mirrors the native stack', () => {
         if (k === 'listen_addresses') continue; // containers listen on their own interface
         expect(cmd, `postgres-${r} ${k}`).toContain(`-c ${k}=${v}`);
       }
+    }
+  });
+
+  it('runs the same PostgreSQL major version per region (mixed, as mid-upgrade)', () => {
+    for (const [i, r] of DEFAULT_REGIONS.entries()) {
+      const major = i >= MODERN_PG_FROM_REGION ? VERSIONS.postgresModern.major : VERSIONS.postgresMajor;
+      expect(String(compose.services[`postgres-${r}`]?.image), r).toMatch(new RegExp(`^postgres:${major}(\\.|$)`));
     }
   });
 

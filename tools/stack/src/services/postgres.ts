@@ -1,9 +1,9 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import pg from 'pg';
 import type { StackLayout } from '../config.js';
-import { PG_BIN, type Log } from '../install.js';
+import { PG_BIN, pgBinForMajor, pgFor, type Log } from '../install.js';
 import { assertPortFree, isAlive, run, waitFor } from '../process.js';
 
 export const PG_USER = 'regionsync';
@@ -64,7 +64,13 @@ export function pgPid(layout: StackLayout, region: string): number | undefined {
   return Number.isInteger(pid) && isAlive(pid) ? pid : undefined;
 }
 
-function initCluster(layout: StackLayout, region: string, log: Log, dir = pgDataDir(layout, region)): void {
+/** The major version a data directory was initialised by, if it was. */
+function dataDirMajor(dir: string): string | undefined {
+  const file = join(dir, 'PG_VERSION');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
+function initCluster(layout: StackLayout, region: string, log: Log, dir = pgDataDir(layout, region), bin = PG_BIN): void {
   if (existsSync(join(dir, 'PG_VERSION'))) return;
   log(`initialising PostgreSQL cluster for ${region}`);
   // Parents must stay traversable by the postgres user; only the data dir itself is 0700.
@@ -75,7 +81,7 @@ function initCluster(layout: StackLayout, region: string, log: Log, dir = pgData
   const pwFile = join(layout.stateDir, 'pg', `.pw-${region}`);
   writeFileSync(pwFile, PG_PASSWORD + '\n', { mode: 0o600 });
   pgOwn(pwFile);
-  asPgUser(join(PG_BIN, 'initdb'), ['-D', dir, '-U', PG_USER, `--pwfile=${pwFile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb for ${region}`);
+  asPgUser(join(bin, 'initdb'), ['-D', dir, '-U', PG_USER, `--pwfile=${pwFile}`, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8'], `initdb for ${region}`);
   const conf = Object.entries(PG_SETTINGS).map(([k, v]) => `${k} = ${v}`).join('\n');
   appendFileSync(join(dir, 'postgresql.conf'), `\n# regionsync stack\n${conf}\nunix_socket_directories = '${dir}'\n`);
   appendFileSync(join(dir, 'pg_hba.conf'), '\nhost replication all 127.0.0.1/32 scram-sha-256\n');
@@ -84,7 +90,16 @@ function initCluster(layout: StackLayout, region: string, log: Log, dir = pgData
 export async function startPostgres(layout: StackLayout, i: number, log: Log): Promise<void> {
   const region = layout.regions[i]!;
   const dir = pgDataDir(layout, region);
-  initCluster(layout, region, log);
+  const { major, bin } = pgFor(layout, i);
+  // A cluster of another major version (the region list or VERSIONS changed) holds only
+  // test data: it is replaced, not upgraded.
+  const found = dataDirMajor(dir);
+  if (found !== undefined && found !== major) {
+    log(`PostgreSQL ${region} was initialised by version ${found}, the stack runs ${major} there: re-initialising it`);
+    await stopPostgres(layout, region);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  initCluster(layout, region, log, dir, bin);
   if (pgPid(layout, region) === undefined) {
     await assertPortFree(layout.ports.postgres(i), `PostgreSQL ${region}`);
     log(`starting PostgreSQL ${region} on port ${layout.ports.postgres(i)}`);
@@ -92,7 +107,7 @@ export async function startPostgres(layout: StackLayout, i: number, log: Log): P
     mkdirSync(join(layout.stateDir, 'logs'), { recursive: true });
     if (!existsSync(logFile)) writeFileSync(logFile, '');
     pgOwn(logFile);
-    asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', dir, '-l', logFile, '-w', '-t', '120', '-o', `-p ${layout.ports.postgres(i)}`, 'start'], `starting PostgreSQL for ${region}`);
+    asPgUser(join(bin, 'pg_ctl'), ['-D', dir, '-l', logFile, '-w', '-t', '120', '-o', `-p ${layout.ports.postgres(i)}`, 'start'], `starting PostgreSQL ${major} for ${region}`);
   }
   await waitFor(`PostgreSQL ${region}`, async () => {
     const c = new pg.Client({ connectionString: pgUrl(layout, i).replace(/\/regionsync$/, '/postgres') });
@@ -110,7 +125,8 @@ export async function startPostgres(layout: StackLayout, i: number, log: Log): P
 /** `immediate` is a crash as far as the data goes: no checkpoint, recovery from WAL on start. */
 export async function stopPostgres(layout: StackLayout, region: string, mode: 'fast' | 'immediate' = 'fast'): Promise<boolean> {
   if (pgPid(layout, region) === undefined) return false;
-  asPgUser(join(PG_BIN, 'pg_ctl'), ['-D', pgDataDir(layout, region), '-m', mode, '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
+  const dir = pgDataDir(layout, region);
+  asPgUser(join(pgBinForMajor(layout, dataDirMajor(dir)), 'pg_ctl'), ['-D', dir, '-m', mode, '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
   return true;
 }
 
