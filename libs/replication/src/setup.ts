@@ -18,13 +18,30 @@ export interface SetupOptions {
   tables: TableConfig[];
 }
 
-/** Checks the server settings logical replication needs, naming the setting and the fix. */
+/** Oldest PostgreSQL the agent runs against (the stack tests 15 and 17, mixed). */
+export const MIN_SERVER_VERSION_NUM = 150000;
+
+/**
+ * What is wrong with the server's version (`server_version_num`), if anything. PostgreSQL
+ * 15 is the oldest with everything capture and apply use (pgoutput logical messages and
+ * publish_via_partition_root, GRANT SET ON PARAMETER for the apply session's settings).
+ */
+export function serverVersionProblem(serverVersionNum: string | undefined): string | undefined {
+  const n = Number(serverVersionNum);
+  if (!Number.isInteger(n) || n <= 0) return `server_version_num is '${serverVersionNum ?? ''}', expected a number such as 150004`;
+  if (n >= MIN_SERVER_VERSION_NUM) return undefined;
+  return `server version is ${Math.floor(n / 10000)} (server_version_num ${n}), needs PostgreSQL ${MIN_SERVER_VERSION_NUM / 10000} or newer (upgrade the server; regionsync is tested on 15 and 17)`;
+}
+
+/** Checks the server version and the settings logical replication needs, naming the setting and the fix. */
 export async function checkPrerequisites(db: pg.ClientBase): Promise<void> {
   const r = await db.query<{ name: string; setting: string }>(
-    `select name, setting from pg_settings where name in ('wal_level','track_commit_timestamp','max_replication_slots','max_wal_senders')`,
+    `select name, setting from pg_settings where name in ('server_version_num','wal_level','track_commit_timestamp','max_replication_slots','max_wal_senders')`,
   );
   const s = Object.fromEntries(r.rows.map((x) => [x.name, x.setting]));
   const problems: string[] = [];
+  const version = serverVersionProblem(s.server_version_num);
+  if (version) problems.push(version);
   if (s.wal_level !== 'logical') problems.push(`wal_level is '${s.wal_level}', needs 'logical' (ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL)`);
   if (s.track_commit_timestamp !== 'on') problems.push(`track_commit_timestamp is '${s.track_commit_timestamp}', needs 'on' (ALTER SYSTEM SET track_commit_timestamp = on; then restart PostgreSQL)`);
   if (Number(s.max_replication_slots) < 1) problems.push('max_replication_slots is 0, needs at least 1 free slot');
