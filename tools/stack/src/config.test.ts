@@ -20,6 +20,16 @@ describe('stack layout', () => {
     expect(new Set(all).size).toBe(all.length);
   });
 
+  it('keeps the default ports below the kernel ephemeral range, where client sockets could hold them', () => {
+    const l = resolveLayout({});
+    const n = l.regions.length;
+    const all = [l.ports.nats, l.ports.natsMonitor, l.ports.kafkaInternal, l.ports.kafkaController, l.ports.toxiproxy, l.ports.minio, l.ports.minioConsole];
+    for (let i = 0; i < n; i++) all.push(l.ports.postgres(i), l.ports.redis(i), l.ports.kuboApi(i), l.ports.kuboSwarm(i), l.ports.kuboGateway(i), l.ports.kafkaRegion(i), l.ports.natsProxy(i), l.ports.kafkaProxy(i));
+    // Linux's default net.ipv4.ip_local_port_range starts at 32768.
+    expect(Math.max(...all)).toBeLessThan(32768);
+    expect(Math.min(...all)).toBeGreaterThanOrEqual(1024);
+  });
+
   it('rejects a bad port base', () => {
     expect(() => resolveLayout({ REGIONSYNC_PORT_BASE: '80' })).toThrow(/REGIONSYNC_PORT_BASE/);
   });

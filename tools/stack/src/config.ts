@@ -55,11 +55,20 @@ export function parseRegions(raw: string | undefined): string[] {
   return regions;
 }
 
+/**
+ * Default first port. The stack uses base + 4001 to base + 9299 or so; from 20000 that stays
+ * below Linux's ephemeral range (32768-60999 by default). Inside it (the old default 40000),
+ * a loopback client connection of the stack's own health checks can hold a port a service
+ * is about to listen on: a clean-clone CI failed once with Toxiproxy's
+ * `bind: address already in use` on a port nothing listened on.
+ */
+export const DEFAULT_PORT_BASE = 20000;
+
 export function resolveLayout(env: NodeJS.ProcessEnv = process.env): StackLayout {
   const repoRoot = findRepoRoot();
   const stateDir = resolve(env.REGIONSYNC_STACK_DIR ?? join(repoRoot, '.stack'));
   const cacheDir = resolve(env.REGIONSYNC_CACHE ?? join(stateDir, 'cache'));
-  const b = Number(env.REGIONSYNC_PORT_BASE ?? 40000);
+  const b = Number(env.REGIONSYNC_PORT_BASE ?? DEFAULT_PORT_BASE);
   if (!Number.isInteger(b) || b < 1024 || b > 60000) throw new Error('REGIONSYNC_PORT_BASE: expected an integer between 1024 and 60000');
   const ports: StackPorts = {
     nats: b + 4222,
