@@ -221,6 +221,8 @@ export class Agent {
         confirmedLsn: this.capture?.confirmedLsn ?? null,
         pendingTransactions: this.capture?.pendingTransactions ?? 0,
         slotsLost: this.capture?.stats.slotsLost ?? 0,
+        // 'none': the server leaves applied transactions out of the stream (PostgreSQL 16+, no foreign origin).
+        originFilter: this.capture?.stats.originFilter ?? null,
         slotRetainedWalBytes: this.retainedWal,
         apply: this.consumer?.stats() ?? null,
         pausedTables: [...(this.applier?.guard.paused.keys() ?? [])],

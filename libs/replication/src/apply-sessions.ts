@@ -4,7 +4,7 @@
 // warned about once and apply runs on without them.
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { errInfo } from './capture.js';
+import { errInfo } from './err-info.js';
 import { databaseOf, originName } from './sql-names.js';
 
 export interface SourceSession {

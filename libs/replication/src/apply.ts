@@ -5,7 +5,7 @@ import type { TableStrategy } from '@regionsync/conflict';
 import { compareLsn, RegionsyncError, type ChangeBody, type RowChange } from '@regionsync/protocol';
 import type { ReplicationMetrics } from './metrics.js';
 import { applyTable } from './apply-table.js';
-import { errInfo } from './capture.js';
+import { errInfo } from './err-info.js';
 import { TableSql } from './row-sql.js';
 import { TxPipeline } from './tx-pipeline.js';
 import { ApplySessions, type SourceSession } from './apply-sessions.js';

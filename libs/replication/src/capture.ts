@@ -9,8 +9,13 @@ import { initialCopy } from './snapshot.js';
 import { recreateSlot, slotState } from './slot-recovery.js';
 import { loadTableInfo } from './table-info.js';
 import { TextPgoutputPlugin } from './text-pgoutput.js';
+import { OriginGuard, type OriginFilter } from './origin-filter.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { backoff, sleep } from './retry.js';
+import { errInfo } from './err-info.js';
+import { idleHeartbeats } from './idle-heartbeat.js';
+
+export { errInfo };
 
 /** SQLSTATE object_in_use: START_REPLICATION on a slot another process streams. */
 const SLOT_IN_USE = '55006';
@@ -98,9 +103,15 @@ export class Capture {
   // The slot was re-created in this process and the full copy that replaces its lost WAL has
   // not been sent yet (a restart owes it too: the destinations were forgotten first).
   private copyOwed = false;
-  readonly stats = { transactions: 0, rows: 0, messages: 0, skippedEcho: 0, confirmedLsn: '0/0', slotsLost: 0 };
+  // The server-side echo filter of the current stream (origin-filter.ts).
+  private readonly origins: OriginGuard;
+  private failStream: ((err: unknown) => void) | undefined;
+  private ackChain = Promise.resolve();
+  readonly stats = { transactions: 0, rows: 0, messages: 0, skippedEcho: 0, confirmedLsn: '0/0', slotsLost: 0, originFilter: 'any' as OriginFilter };
 
-  constructor(private readonly o: CaptureOptions) {}
+  constructor(private readonly o: CaptureOptions) {
+    this.origins = new OriginGuard(o.connectionString, o.log);
+  }
 
   get confirmedLsn(): string | undefined {
     return this.confirmed;
@@ -113,7 +124,7 @@ export class Capture {
   /** Tails the slot until aborted, reconnecting with backoff; resolves after draining. */
   async run(signal: AbortSignal): Promise<void> {
     this.signal = signal;
-    const idle = this.idleHeartbeats(signal);
+    const idle = idleHeartbeats({ connectionString: this.o.connectionString, everyMs: this.o.idleHeartbeatMs ?? 10_000, lastActivity: () => this.lastActivity, log: this.o.log }, signal);
     let attempt = 0;
     let slotBusy = 0;
     while (!signal.aborted) {
@@ -139,6 +150,7 @@ export class Capture {
     }
     await this.drain();
     await idle;
+    await this.origins.end();
   }
 
   /**
@@ -164,9 +176,15 @@ export class Capture {
         this.copyOwed = false;
         this.o.log.info({ slot, regions: copy.regions, rows: copy.rows }, 'slot re-created; full copy sent');
       }
+      this.stats.originFilter = await this.origins.choose(db);
     } finally {
       await db.end().catch(() => undefined);
     }
+  }
+
+  /** What a standby status reports: with origin 'none' only what passed the origin check. */
+  private standbyLsn(): string {
+    return (this.origins.filter === 'none' ? this.ackSent : this.confirmed) ?? '0/0';
   }
 
   private async stream(signal: AbortSignal): Promise<void> {
@@ -181,11 +199,14 @@ export class Capture {
     const standby = setInterval(() => {
       if (Date.now() - this.ackSentAt < STANDBY_STATUS_MS) return;
       this.ackSentAt = Date.now();
-      void service.acknowledge(slotAckArgument(this.confirmed ?? '0/0')).catch(() => undefined);
+      void service.acknowledge(slotAckArgument(this.standbyLsn())).catch(() => undefined);
     }, STANDBY_STATUS_MS / 2);
-    const failed = new Promise<never>((_, reject) => service.on('error', reject));
+    const failed = new Promise<never>((_, reject) => {
+      service.on('error', reject);
+      this.failStream = reject;
+    });
     service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
-      if (shouldRespond) await service.acknowledge(slotAckArgument(this.confirmed ?? '0/0')).catch(() => undefined);
+      if (shouldRespond) await service.acknowledge(slotAckArgument(this.standbyLsn())).catch(() => undefined);
     });
     service.on('data', async (_lsn: string, raw: unknown) => {
       const msg = raw as PgMessage;
@@ -206,11 +227,13 @@ export class Capture {
     try {
       // No start LSN: the server resumes from the slot's confirmed position, i.e. after the
       // last transaction the bus confirmed (never from what was merely received).
-      await Promise.race([service.subscribe(new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true }), slotName(this.o.region, databaseOf(this.o.connectionString)), '0/00000000'), failed]);
+      const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true, ...(this.origins.filter === 'none' ? { origin: 'none' as const } : {}) });
+      await Promise.race([service.subscribe(plugin, slotName(this.o.region, databaseOf(this.o.connectionString)), '0/00000000'), failed]);
       if (!signal.aborted) await Promise.race([failed, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
     } finally {
       signal.removeEventListener('abort', onAbort);
       clearInterval(standby);
+      this.failStream = undefined;
       await service.stop().catch(() => undefined);
       this.service = undefined;
     }
@@ -374,42 +397,36 @@ export class Capture {
     else this.ackTimer ??= setTimeout(() => void this.sendAck(), ACK_INTERVAL_MS);
   }
 
-  private async sendAck(): Promise<void> {
+  // One at a time: an acknowledgement waits for its origin check, and a later one must not
+  // overtake it with an older position.
+  private sendAck(): Promise<void> {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
+    this.ackChain = this.ackChain.then(() => this.sendAckNow());
+    return this.ackChain;
+  }
+
+  private async sendAckNow(): Promise<void> {
     const lsn = this.confirmed;
-    if (lsn === undefined || lsn === this.ackSent) return;
+    const service = this.service;
+    if (lsn === undefined || lsn === this.ackSent || !service) return;
+    if (this.ackSent !== undefined && compareLsn(lsn, this.ackSent) <= 0) return;
     this.ackSentAt = Date.now();
+    // The check starts after every transaction up to lsn was received (see origin-filter.ts).
+    // If it fails, the stream restarts (with 'any' once a foreign origin was seen) from the
+    // last acknowledgement, which this one does not move.
+    const problem = await this.origins.check();
+    if (problem) {
+      this.failStream?.(problem);
+      return;
+    }
+    if (service !== this.service) return; // the stream restarted meanwhile
     this.ackSent = lsn;
-    await this.service?.acknowledge(slotAckArgument(lsn)).catch(() => undefined);
+    await service.acknowledge(slotAckArgument(lsn)).catch(() => undefined);
   }
 
   private async drain(): Promise<void> {
     await Promise.allSettled(this.pending.map((p) => p.done));
     await this.acknowledgeConfirmed(true);
   }
-
-  private async idleHeartbeats(signal: AbortSignal): Promise<void> {
-    const every = this.o.idleHeartbeatMs ?? 10_000;
-    const pool = new pg.Pool({ connectionString: this.o.connectionString, max: 1 });
-    pool.on('error', () => undefined);
-    try {
-      while (!signal.aborted) {
-        await sleep(every, signal);
-        if (signal.aborted || Date.now() - this.lastActivity < every) continue;
-        await pool.query(`select pg_logical_emit_message(true, 'regionsync', 'idle')`).catch((err: unknown) => this.o.log.warn({ err: errInfo(err) }, 'idle heartbeat failed'));
-      }
-    } finally {
-      await pool.end();
-    }
-  }
-}
-
-export function errInfo(err: unknown): { message: string; code?: string; cause?: { code?: string; message?: string } } {
-  if (!(err instanceof Error)) return { message: String(err) };
-  const code = (err as { code?: string }).code;
-  const c = err.cause as { code?: unknown; message?: unknown; severity?: unknown } | undefined;
-  // A PostgreSQL error's message may quote an input value: only its SQLSTATE is logged.
-  const cause = c && typeof c === 'object' ? { ...(typeof c.code === 'string' ? { code: c.code } : {}), ...(typeof c.message === 'string' && c.severity === undefined ? { message: c.message.slice(0, 300) } : {}) } : undefined;
-  return { message: err.message, ...(code ? { code } : {}), ...(cause && Object.keys(cause).length > 0 ? { cause } : {}) };
 }

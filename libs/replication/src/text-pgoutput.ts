@@ -1,4 +1,6 @@
 import { PgoutputPlugin } from 'pg-logical-replication';
+import type { Client } from 'pg';
+import type { OriginFilter } from './origin-filter.js';
 import { isRegionsyncOrigin } from './sql-names.js';
 
 const identity = (raw: unknown) => raw;
@@ -14,11 +16,24 @@ const ROW_TAGS: Record<number, 'insert' | 'update' | 'delete'> = { 0x49: 'insert
  *
  * Row changes of a transaction that apply wrote (its origin message names a regionsync
  * origin) are not decoded at all: the assembler drops them unread (no echo), and
- * decoding them was about a quarter of a destination agent's CPU while it applied.
- * PostgreSQL 15's pgoutput has no `origin 'none'` option to leave them out at the server.
+ * decoding them was about a quarter of a destination agent's CPU while it applied. On
+ * PostgreSQL 16+ the server can leave them out itself (`origin`, see origin-filter.ts);
+ * PostgreSQL 15's pgoutput has no such option.
  */
 export class TextPgoutputPlugin extends PgoutputPlugin {
   private inEcho = false;
+
+  constructor(private readonly textOptions: ConstructorParameters<typeof PgoutputPlugin>[0] & { origin?: OriginFilter }) {
+    super(textOptions);
+  }
+
+  override start(client: Client, slotName: string, lastLsn: string): Promise<unknown> {
+    const origin = this.textOptions.origin;
+    if (origin === undefined) return super.start(client, slotName, lastLsn);
+    const o = this.textOptions;
+    const options = [`proto_version '${o.protoVersion}'`, `publication_names '${o.publicationNames.join(',')}'`, `messages '${o.messages ?? false}'`, `origin '${origin}'`];
+    return client.query(`START_REPLICATION SLOT "${slotName}" LOGICAL ${lastLsn} (${options.join(', ')})`);
+  }
 
   override parse(buffer: Buffer): Parsed {
     const rowTag = ROW_TAGS[buffer[0]!];
