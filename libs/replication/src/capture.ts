@@ -34,6 +34,8 @@ const ACK_INTERVAL_MS = 100;
  * the walsender from timing out (wal_sender_timeout, 60 s by default) and killing the stream.
  */
 const STANDBY_STATUS_MS = 10_000;
+/** With origin 'none', how often capture also looks for a foreign replication origin. */
+const ORIGIN_CHECK_MS = 1000;
 
 /** What capture needs from the bus: a publish that resolves once the broker stored it. */
 export interface ChangePublisher {
@@ -201,6 +203,9 @@ export class Capture {
       this.ackSentAt = Date.now();
       void service.acknowledge(slotAckArgument(this.standbyLsn())).catch(() => undefined);
     }, STANDBY_STATUS_MS / 2);
+    // Also between acknowledgements: on a quiet database the next one may be an idle heartbeat
+    // away, and a transaction left out under a new foreign origin would wait for it.
+    const originWatch = this.origins.filter === 'none' ? setInterval(() => void this.origins.check().then((problem) => problem && this.failStream?.(problem)), ORIGIN_CHECK_MS) : undefined;
     const failed = new Promise<never>((_, reject) => {
       service.on('error', reject);
       this.failStream = reject;
@@ -233,6 +238,7 @@ export class Capture {
     } finally {
       signal.removeEventListener('abort', onAbort);
       clearInterval(standby);
+      clearInterval(originWatch);
       this.failStream = undefined;
       await service.stop().catch(() => undefined);
       this.service = undefined;

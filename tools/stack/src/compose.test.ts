@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEFAULT_REGIONS, findRepoRoot, resolveLayout } from './config.js';
 import { PG_SETTINGS } from './services/postgres.js';
-import { isLegacyPgRegion } from './install.js';
+import { MODERN_PG_FROM_REGION } from './install.js';
 import { VERSIONS } from './versions.js';
 import { proxySpecs } from './services/toxiproxy.js';
 
@@ -34,7 +34,7 @@ describe('docker/compose.yml mirrors the native stack', () => {
 
   it('runs the same PostgreSQL major version per region (mixed, as mid-upgrade)', () => {
     for (const [i, r] of DEFAULT_REGIONS.entries()) {
-      const major = isLegacyPgRegion(i) ? VERSIONS.postgresMajor : VERSIONS.postgresModern.major;
+      const major = i >= MODERN_PG_FROM_REGION ? VERSIONS.postgresModern.major : VERSIONS.postgresMajor;
       expect(String(compose.services[`postgres-${r}`]?.image), r).toMatch(new RegExp(`^postgres:${major}(\\.|$)`));
     }
   });

@@ -10,15 +10,8 @@ export type Log = (msg: string) => void;
 
 export const PG_BIN = `/usr/lib/postgresql/${VERSIONS.postgresMajor}/bin`;
 const APT_PACKAGES = [`postgresql-${VERSIONS.postgresMajor}`, 'redis-server', 'faketime', 'xz-utils'];
-/**
- * The one region (by index) that runs the distribution's VERSIONS.postgresMajor; every other
- * region runs VERSIONS.postgresModern. Most deployments run a current major, so the agent
- * integration tests and the benchmarks (regions 0 and 1) run it too, and every 3-region
- * scenario still replicates to and from the oldest major the agent accepts (mid-upgrade).
- */
-export const LEGACY_PG_REGION = 2;
-
-export const isLegacyPgRegion = (i: number) => i === LEGACY_PG_REGION;
+/** Regions from this index on run VERSIONS.postgresModern (see versions.ts). */
+export const MODERN_PG_FROM_REGION = 2;
 
 /** Where the newer PostgreSQL is unpacked: under the state dir, which the postgres user can traverse (the cache may sit under /root). */
 function modernPgDir(layout: StackLayout): string {
@@ -27,7 +20,7 @@ function modernPgDir(layout: StackLayout): string {
 
 /** The PostgreSQL major version and bin directory of region `i`. */
 export function pgFor(layout: StackLayout, i: number): { major: string; bin: string } {
-  return isLegacyPgRegion(i) ? { major: VERSIONS.postgresMajor, bin: PG_BIN } : { major: VERSIONS.postgresModern.major, bin: join(modernPgDir(layout), 'bin') };
+  return i >= MODERN_PG_FROM_REGION ? { major: VERSIONS.postgresModern.major, bin: join(modernPgDir(layout), 'bin') } : { major: VERSIONS.postgresMajor, bin: PG_BIN };
 }
 
 /** The bin directory that runs a data directory initialised by `major` (for stopping a cluster of another version). */
@@ -173,5 +166,5 @@ export function ensureInstalled(layout: StackLayout, log: Log): void {
   ensureSystemPackages(log);
   for (const c of ['natsServer', 'toxiproxy', 'minio', 'kubo'] as const) ensureGoComponent(layout, c, log);
   ensureKafka(layout, log);
-  if (layout.regions.some((_, i) => !isLegacyPgRegion(i))) ensureModernPostgres(layout, log);
+  if (layout.regions.length > MODERN_PG_FROM_REGION) ensureModernPostgres(layout, log);
 }

@@ -12,7 +12,7 @@ import type { StackEnv } from './stack-env.js';
 import { status } from './stack.js';
 import { resetProxies } from './services/toxiproxy.js';
 import { resolveLayout } from './config.js';
-import { isLegacyPgRegion } from './install.js';
+import { MODERN_PG_FROM_REGION } from './install.js';
 import { VERSIONS } from './versions.js';
 
 let env: StackEnv;
@@ -90,7 +90,7 @@ describe('native stack round trip', () => {
       await withPg(env.regions[region]!.databaseUrl, async (c) => {
         // Mixed major versions, as in a fleet mid-upgrade: the third region on and later run the newer one.
         const major = Math.floor(Number((await c.query<{ v: string }>("select current_setting('server_version_num') as v")).rows[0]!.v) / 10_000);
-        expect(major, region).toBe(Number(isLegacyPgRegion(i) ? VERSIONS.postgresMajor : VERSIONS.postgresModern.major));
+        expect(major, region).toBe(Number(i >= MODERN_PG_FROM_REGION ? VERSIONS.postgresModern.major : VERSIONS.postgresMajor));
         const s = await c.query<{ name: string; setting: string }>(
           "select name, setting from pg_settings where name in ('wal_level','track_commit_timestamp','max_replication_slots','max_wal_senders','max_slot_wal_keep_size')",
         );
