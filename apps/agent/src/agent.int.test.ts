@@ -579,5 +579,34 @@ describe('agent on the real stack', () => {
     await waitUntil('both writes in eu-west-1', async () => (await cluster.query<{ id: number }>(EU, 'select id::int from products where id in (914599, 914600, 914700) order by id')).map((r) => r.id).join() === '914599,914700', 30_000);
     for (const r of [US, EU]) await cluster.restartAgent(r);
   });
-});
 
+  it('a counter row from before regionsync (written unstamped) counts on from its value in every region: the first counted update neither drops nor doubles it', async () => {
+    const [p, q] = [916000 + 2 * Math.floor(Math.random() * 1e5), 916001 + 2 * Math.floor(Math.random() * 1e5)];
+    // Unstamped writes, as rows that predate the triggers or a writer regionsync does not
+    // stamp: P written in eu-west-1, Q in us-east-1; each still replicates as a plain row.
+    await withDb(EU, async (db) => {
+      await db.query('set session_replication_role = replica');
+      await db.query(`insert into products (id, name, price_cents, stock, updated_at) values (${p}, 'p', 1, 1, now())`);
+    });
+    await withDb(US, async (db) => {
+      await db.query('set session_replication_role = replica');
+      await db.query(`insert into products (id, name, price_cents, stock, updated_at) values (${q}, 'q', 1, 1, now())`);
+    });
+    const stocks = async (region: string) => (await cluster.query<{ s: string }>(region, `select string_agg(stock::text, ',' order by id) as s from products where id in (${p}, ${q})`))[0]?.s;
+    await waitUntil('both plain rows in both regions', async () => (await stocks(US)) === '1,1' && (await stocks(EU)) === '1,1', 30_000);
+    // us-east-1 counts on: Q through its stamp trigger (no version there), P over the base apply kept.
+    await cluster.query(US, `update products set stock = stock + 8 where id in (${p}, ${q})`);
+    await waitUntil('9 and 9 in both regions', async () => (await stocks(US)) === '9,9' && (await stocks(EU)) === '9,9', 30_000);
+    // What each region stores adds up to what it shows (a full copy sends the contributions).
+    const consistent = async (region: string) =>
+      (await cluster.query<{ n: number }>(region, `select count(*)::int as n from products t join regionsync.row_versions v on v.table_name = 'public.products' and v.pk = t.id::text
+        where t.id in (${p}, ${q}) and t.stock = (select sum((e.value ->> 'total')::numeric) from jsonb_each(v.counters -> 'stock') e)`))[0]?.n;
+    for (const r of [US, EU]) expect(await consistent(r), `${r}: contributions of both rows add up to their stock`).toBe(2);
+    // eu-west-1 counts on: P over the value it held with no version (apply took it as the base).
+    await cluster.query(EU, `update products set stock = stock + 2 where id in (${p}, ${q})`);
+    await waitUntil('11 and 11 in both regions', async () => (await stocks(US)) === '11,11' && (await stocks(EU)) === '11,11', 30_000).catch(async (err: unknown) => {
+      throw new Error(`${(err as Error).message}: us-east-1 ${await stocks(US)}, eu-west-1 ${await stocks(EU)}`);
+    });
+    for (const r of [US, EU]) expect(await consistent(r), `${r}: contributions of both rows add up to their stock`).toBe(2);
+  });
+});

@@ -28,5 +28,6 @@ export { HybridLogicalClock, checkSkew, type HybridLogicalClockOptions, type Ske
 export { compareClocks, dominates, mergeClocks, observeInClock, sawVersion, type ClockOrder } from './vector-clock.js';
 export { REGION_PATTERN, compareVersions, isVersion, maxVersion, validateVersion } from './version.js';
 export { counterValue, mergeRow, mergeStates, stateFromChange, validateStrategy } from './merge.js';
+export { BASE_CONTRIBUTION } from './row-lattice.js';
 export { detectConcurrent, resolveConflict } from './conflict-detection.js';
 export { DEFAULT_TOMBSTONE_RETENTION_MS, canDropTombstone, type TombstoneGcOptions } from './tombstones.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { detectConcurrent, resolveConflict } from './conflict-detection.js';
 import { counterValue, mergeRow, mergeStates, stateFromChange } from './merge.js';
+import { BASE_CONTRIBUTION } from './row-lattice.js';
 import type { RowChange, RowState, TableStrategy } from './types.js';
 
 const h = (n: number) => `${String(n).padStart(15, '0')}.000000`;
@@ -131,6 +132,22 @@ describe('counters', () => {
     const r = mergeRow(newer, { op: 'update', values: { id: '1' }, counters: { likes: { region: 'us-east-1', total: '-2' } }, version: v(5, 'us-east-1') }, strategy);
     expect(r.outcome).toBe('merged');
     expect(counterValue(r.state, 'likes')).toBe(-2n);
+  });
+
+  it('a value that came without contributions (a row from before regionsync, or unstamped) is the base the counted changes add to, in either order', () => {
+    const plain: RowChange = { op: 'insert', values: { id: '1', likes: '7' }, version: v(1) };
+    const counted: RowChange = { op: 'update', values: { id: '1', likes: '10' }, counters: { likes: { region: 'us-east-1', total: '3' } }, version: v(11, 'us-east-1') };
+    const a = apply([plain, counted], strategy) as RowState;
+    const b = apply([counted, plain], strategy) as RowState;
+    expect(a.values).toEqual({ id: '1', likes: '10' });
+    expect(b).toEqual(a);
+    expect(Object.keys(a.counters?.['likes'] ?? {}).sort()).toEqual(['us-east-1', BASE_CONTRIBUTION].sort());
+    // A contribution-carrying change never turns its plain value into a base...
+    expect(counterValue(apply([counted], strategy) as RowState, 'likes')).toBe(3n);
+    // ...it names its base itself: a region that never held the plain value adds it too.
+    const withBase: RowChange = { ...counted, counters: { likes: { region: 'us-east-1', total: '3', base: '7' } } };
+    expect(counterValue(apply([withBase], strategy) as RowState, 'likes')).toBe(10n);
+    expect(apply([withBase, plain], strategy)).toEqual(a);
   });
 
   it('contributions survive a delete, so a revived row does not double count', () => {

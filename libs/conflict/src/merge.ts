@@ -1,7 +1,7 @@
 // Deterministic, order-insensitive row merge. Every merge is a join in the lattice of
 // row-lattice.ts, so the same set of changes yields the same row in every region.
 import { ConflictError } from './errors.js';
-import { decode, encode, join, sumContributions, type Lattice } from './row-lattice.js';
+import { baseContribution, decode, encode, join, sumContributions, type Lattice } from './row-lattice.js';
 import { REGION_PATTERN, compareVersions, validateVersion } from './version.js';
 import type { MergeResult, RowChange, RowState, TableStrategy } from './types.js';
 
@@ -48,6 +48,9 @@ function validateChange(change: RowChange, counters: ReadonlySet<string>): void 
     if (typeof c.total !== 'string' || !DECIMAL_INTEGER.test(c.total)) {
       throw new ConflictError('RS_CONFLICT_INVALID_VERSION', `change.counters.${column}.total: expected a decimal integer`);
     }
+    if (c.base !== undefined && (typeof c.base !== 'string' || !DECIMAL_INTEGER.test(c.base))) {
+      throw new ConflictError('RS_CONFLICT_INVALID_VERSION', `change.counters.${column}.base: expected a decimal integer`);
+    }
   }
 }
 
@@ -69,7 +72,17 @@ function latticeFromChange(change: RowChange, counters: ReadonlySet<string>): La
   // Contributions count whatever the op: a region's cumulative total stays true even
   // when it is shipped alongside a delete.
   for (const [column, c] of Object.entries(change.counters ?? {})) {
-    l.counters.set(column, new Map([[c.region, { total: BigInt(c.total).toString(), version: { ...version } }]]));
+    const m = baseContribution(c.base) ?? new Map();
+    m.set(c.region, { total: BigInt(c.total).toString(), version: { ...version } });
+    l.counters.set(column, m);
+  }
+  // A counter value that came without contributions (see BASE_CONTRIBUTION).
+  if (change.op !== 'delete') {
+    for (const column of counters) {
+      if (l.counters.has(column) || change.unchangedToast?.includes(column)) continue;
+      const base = baseContribution(change.values?.[column]);
+      if (base) l.counters.set(column, base);
+    }
   }
   return l;
 }

@@ -21,6 +21,24 @@ export interface Lattice {
   counters: Map<string, Map<string, CounterContribution>>;
 }
 
+/**
+ * The contribution that stands for a counter value held without any: a row written before
+ * regionsync was set up (copied to every region as a plain value), or by a writer it does not
+ * stamp (under a foreign replication origin). Without it the first counted change dropped
+ * that value: the writing region held base + delta, the others delta alone. At the zero
+ * version, so every region holding the same value holds the same base; not a region name
+ * (REGION_PATTERN has no '~'), so no region's own total can overwrite it.
+ */
+export const BASE_CONTRIBUTION = '~base';
+const BASE_VERSION: Version = { hlc: '000000000000000.000000', region: BASE_CONTRIBUTION };
+const INTEGER = /^-?\d+$/;
+
+/** A counter column's value as its base contribution, if it is an integer. */
+export function baseContribution(value: string | null | undefined): Map<string, CounterContribution> | undefined {
+  if (typeof value !== 'string' || !INTEGER.test(value)) return undefined;
+  return new Map([[BASE_CONTRIBUTION, { total: BigInt(value).toString(), version: { ...BASE_VERSION } }]]);
+}
+
 export function isLive(l: Lattice): boolean {
   return l.deletedAt === undefined || compareVersions(l.version, l.deletedAt) > 0;
 }

@@ -43,8 +43,11 @@ export interface RowChange {
   values?: RowValues;
   /** Columns pgoutput left out because their TOASTed value did not change. */
   unchangedToast?: string[];
-  /** column -> the writing region's cumulative contribution (not a delta). */
-  counters?: Record<string, { region: string; total: string }>;
+  /**
+   * column -> the writing region's cumulative contribution (not a delta), and the base it
+   * counted from when the column held a value before any contribution (BASE_CONTRIBUTION).
+   */
+  counters?: Record<string, { region: string; total: string; base?: string }>;
   version: Version;
 }
 

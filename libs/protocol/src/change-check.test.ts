@@ -20,9 +20,10 @@ const cell = bent(fc.oneof(fc.string(), fc.constant(null)), fc.oneof(fc.integer(
 const hlc = bent(fc.constant('001700000000000.000001'), fc.constantFrom('001700000000000.00001', '1700000000000.000001', 'x'));
 const cells = fc.dictionary(column, cell, { maxKeys: 3 });
 const columnList = fc.array(bent(column, fc.integer()), { maxLength: 3 });
+const total = bent(fc.constantFrom('12', '-3', '1.5'), fc.constantFrom('1.', 'x', ''));
 const counter = bent(
-  fc.record({ region, total: bent(fc.constantFrom('12', '-3', '1.5'), fc.constantFrom('1.', 'x', '')) }),
-  fc.oneof(fc.record({ region, total: fc.constant('1'), extra: fc.string() }), fc.record({ region }), fc.constant(1)),
+  fc.oneof(fc.record({ region, total }), fc.record({ region, total, base: bent(fc.constantFrom('7', '-2'), fc.constantFrom('1.5', 'x', '')) })),
+  fc.oneof(fc.record({ region, total: fc.constant('1'), extra: fc.string() }), fc.record({ region }), fc.record({ region, base: fc.constant('7') }), fc.constant(1)),
 );
 const extra = bent(fc.constant(undefined), fc.string());
 const row = fc

@@ -63,7 +63,13 @@ function hasKeysExactly(v: unknown, a: string, b: string): v is Obj {
   return n === 2;
 }
 
+const INTEGER_PATTERN = /^-?\d+$/;
+
 function isCounter(v: unknown): boolean {
+  if (isPlainObject(v) && v.base !== undefined) {
+    const { base, ...rest } = v;
+    return typeof base === 'string' && INTEGER_PATTERN.test(base) && isCounter(rest);
+  }
   return hasKeysExactly(v, 'region', 'total') && isRegion(v.region) && typeof v.total === 'string' && DECIMAL_PATTERN.test(v.total);
 }
 

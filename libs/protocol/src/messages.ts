@@ -26,6 +26,9 @@ export const counterSchema = z
   .object({
     region: regionSchema,
     total: z.string().regex(/^-?\d+(\.\d+)?$/, { message: 'decimal number as a string' }),
+    // The value the column held before any contribution (a row from before regionsync, or
+    // written unstamped), as the writing region counted it: every receiver adds it once.
+    base: z.string().regex(/^-?\d+$/, { message: 'integer as a string' }).optional(),
   })
   .strict();
 export type Counter = z.infer<typeof counterSchema>;

@@ -3,6 +3,7 @@
 // several times in one transaction travels once, in its final state, with the version the
 // stamp trigger gave it.
 import type { RowChange, VectorClock } from '@regionsync/protocol';
+import { BASE_CONTRIBUTION } from '@regionsync/conflict';
 import { META_SCHEMA, PK_SEPARATOR, isRegionsyncOrigin, type TableName } from './sql-names.js';
 
 /** Prefix of the transactional logical message carrying an INSERT statement's stamp (setup.ts). */
@@ -306,10 +307,11 @@ export class TransactionAssembler {
     const version = change.version;
     const mine = stamp?.counters;
     if (mine) {
-      const counters: Record<string, { region: string; total: string }> = {};
+      const counters: Record<string, { region: string; total: string; base?: string }> = {};
       for (const [col, byRegion] of Object.entries(mine)) {
         const own = byRegion[this.localRegion];
-        if (own) counters[col] = { region: this.localRegion, total: own.total };
+        const base = byRegion[BASE_CONTRIBUTION];
+        if (own) counters[col] = { region: this.localRegion, total: own.total, ...(base ? { base: base.total } : {}) };
       }
       if (Object.keys(counters).length > 0) change.counters = counters;
     }

@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { changesSubject, makeEnvelope, messageId, type ChangeBody, type RowChange } from '@regionsync/protocol';
+import { BASE_CONTRIBUTION } from '@regionsync/conflict';
 import type { ChangeCodec, ChangePublisher, EgressFilter } from './capture.js';
 import { columnLayout } from './assembler.js';
 import { loadTableInfo } from './table-info.js';
@@ -128,7 +129,14 @@ export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tab
         const version = { hlc: hlc ?? HLC_ZERO, region: region ?? o.region };
         const counterCols = new Set(Object.keys(counters ?? {}));
         const held = new Set(redacted ?? []); // only ever received redacted here: never forwarded
-        const rowValues = Object.fromEntries(Object.entries(values).filter(([k]) => !counterCols.has(k) && !held.has(k)));
+        // A counter's base (BASE_CONTRIBUTION) is not a region's: it travels as the column's
+        // plain value, which the receiver takes as its base; every other contribution as its own change.
+        const rowValues: Record<string, string | null> = {};
+        for (const [k, v] of Object.entries(values)) {
+          if (held.has(k)) continue;
+          if (!counterCols.has(k)) rowValues[k] = v;
+          else if (counters?.[k]?.[BASE_CONTRIBUTION]) rowValues[k] = counters[k][BASE_CONTRIBUTION].total;
+        }
         await push({ table: info.name, op: 'insert', key, values: rowValues, ...(held.size > 0 ? { unchangedToast: [...held] } : {}), version });
         await pushContributions(push, info.name, key, counters);
       }
@@ -175,6 +183,7 @@ let cursorSeq = 0;
 async function pushContributions(push: (r: RowChange) => Promise<void>, table: string, key: Record<string, string | null>, counters: VersionRow['counters']): Promise<void> {
   for (const [column, byRegion] of Object.entries(counters ?? {})) {
     for (const [region, c] of Object.entries(byRegion)) {
+      if (region === BASE_CONTRIBUTION) continue;
       await push({ table, op: 'update', key, values: {}, counters: { [column]: { region, total: c.total } }, version: c.version });
     }
   }

@@ -1,6 +1,7 @@
 // The stamp triggers: every local write to a replicated table gets its version here, and
 // capture learns it from the WAL. DDL only; setup.ts installs it.
 import { createHash } from 'node:crypto';
+import { BASE_CONTRIBUTION } from '@regionsync/conflict';
 import { LATE_VERSION_PREFIX, ROW_VERSION_PREFIX, STATEMENT_STAMP_PREFIX } from './assembler.js';
 import type { TableInfo } from './table-info.js';
 import { META_SCHEMA, quoteIdent, quoteLiteral, quoteTable, type TableName } from './sql-names.js';
@@ -106,15 +107,26 @@ export function stampTriggerDdl(t: TableInfo, cfg: StampTableConfig): string {
         // a deleted key: its value is the inserted one in every region, so this region's
         // contribution becomes whatever makes the sum of all contributions equal it (the
         // tombstone keeps the old ones, and adding to them made the copies disagree).
+        // An UPDATE of a value that has no contributions yet (a row from before regionsync,
+        // or written unstamped) keeps that value as the base (BASE_CONTRIBUTION), as apply
+        // does in every other region holding it: otherwise the first counted change dropped
+        // it everywhere but here.
         return `
-    if v_counters -> ${quoteLiteral(c)} is null then v_counters := v_counters || jsonb_build_object(${quoteLiteral(c)}, '{}'::jsonb); end if;
+    if coalesce(v_counters -> ${quoteLiteral(c)}, '{}'::jsonb) = '{}'::jsonb then
+      v_counters := v_counters || jsonb_build_object(${quoteLiteral(c)}, case when ${op} = 'UPDATE' and ${old}.${col}::text ~ '^-?[0-9]+$'
+        then jsonb_build_object(${quoteLiteral(BASE_CONTRIBUTION)}, jsonb_build_object('total', ${old}.${col}::text, 'version', jsonb_build_object('hlc', '000000000000000.000000', 'region', ${quoteLiteral(BASE_CONTRIBUTION)})))
+        else '{}'::jsonb end);
+    end if;
     if ${op} = 'INSERT' then
       select coalesce(sum((e.value ->> 'total')::numeric), 0) into v_sum from jsonb_each(v_counters -> ${quoteLiteral(c)}) e;
       v_delta := coalesce(${rec}.${col}, 0) - v_sum;
     elsif ${op} = 'UPDATE' then v_delta := coalesce(${rec}.${col}, 0) - coalesce(${old}.${col}, 0);
     else v_delta := 0;
     end if;
-    if v_delta <> 0 or (v_counters -> ${quoteLiteral(c)} -> v_region) is null then
+    -- An INSERT always restamps this region's contribution, so it carries the insert's
+    -- version here as in the regions that receive it (also when the sum already matched:
+    -- a user's AFTER ROW trigger that updated the new row counted it from its base).
+    if v_delta <> 0 or ${op} = 'INSERT' or (v_counters -> ${quoteLiteral(c)} -> v_region) is null then
       v_counters := jsonb_set(v_counters, array[${quoteLiteral(c)}, v_region], jsonb_build_object(
         'total', (coalesce((v_counters -> ${quoteLiteral(c)} -> v_region ->> 'total')::numeric, 0) + v_delta)::text,
         'version', jsonb_build_object('hlc', v_hlc, 'region', v_region)), true);
