@@ -72,7 +72,7 @@ export async function forgetDestinations(db: pg.ClientBase, regions: string[]): 
   await db.query(`delete from ${META_SCHEMA}.membership where kind = 'region' and name = any($1::text[])`, [regions]);
 }
 
-interface VersionRow {
+export interface VersionRow {
   hlc: string | null;
   region: string | null;
   deleted: boolean | null;
@@ -124,21 +124,7 @@ export async function publishSnapshot(db: pg.ClientBase, o: SnapshotOptions, tab
       };
       for await (const row of cursorRows<Record<string, string | null> & VersionRow>(db, liveSql)) {
         liveCount += 1;
-        const { hlc, region, counters, __pk: _pk, deleted: _d, redacted, ...values } = row;
-        const key = Object.fromEntries(info.keyColumns.map((k) => [k, values[k] ?? null]));
-        const version = { hlc: hlc ?? HLC_ZERO, region: region ?? o.region };
-        const counterCols = new Set(Object.keys(counters ?? {}));
-        const held = new Set(redacted ?? []); // only ever received redacted here: never forwarded
-        // A counter's base (BASE_CONTRIBUTION) is not a region's: it travels as the column's
-        // plain value, which the receiver takes as its base; every other contribution as its own change.
-        const rowValues: Record<string, string | null> = {};
-        for (const [k, v] of Object.entries(values)) {
-          if (held.has(k)) continue;
-          if (!counterCols.has(k)) rowValues[k] = v;
-          else if (counters?.[k]?.[BASE_CONTRIBUTION]) rowValues[k] = counters[k][BASE_CONTRIBUTION].total;
-        }
-        await push({ table: info.name, op: 'insert', key, values: rowValues, ...(held.size > 0 ? { unchangedToast: [...held] } : {}), version });
-        await pushContributions(push, info.name, key, counters);
+        for (const change of liveRowChanges(info.name, info.keyColumns, row, o.region)) await push(change);
       }
       for await (const t of cursorRows<VersionRow & { pk: string }>(db, tombSql)) {
         tombCount += 1;
@@ -178,13 +164,31 @@ async function* cursorRows<T extends pg.QueryResultRow>(db: pg.ClientBase, sql: 
 }
 let cursorSeq = 0;
 
-// Each region's cumulative contribution travels as its own change so the receiver's
-// per-region merge sees every one of them, exactly as if that region had sent it.
-async function pushContributions(push: (r: RowChange) => Promise<void>, table: string, key: Record<string, string | null>, counters: VersionRow['counters']): Promise<void> {
+/**
+ * A live row of the copy as the changes that rebuild it at the receiver: the row, then each
+ * region's cumulative contribution as its own change, so the receiver's per-region merge sees
+ * every one of them, exactly as if that region had sent it. A counter's base
+ * (BASE_CONTRIBUTION) is not a region's: it travels as the column's plain value, which the
+ * receiver takes as its base.
+ */
+export function liveRowChanges(table: string, keyColumns: string[], row: VersionRow & Record<string, unknown>, localRegion: string): RowChange[] {
+  const { hlc, region, counters, __pk: _pk, deleted: _d, redacted, ...columns } = row;
+  const values = columns as Record<string, string | null>; // every other field is a column, as text
+  const key = Object.fromEntries(keyColumns.map((k) => [k, values[k] ?? null]));
+  const version = { hlc: hlc ?? HLC_ZERO, region: region ?? localRegion };
+  const held = new Set(redacted ?? []); // only ever received redacted here: never forwarded
+  const rowValues: Record<string, string | null> = {};
+  for (const [k, v] of Object.entries(values)) {
+    if (held.has(k)) continue;
+    const byRegion = counters?.[k];
+    if (!byRegion) rowValues[k] = v;
+    else if (byRegion[BASE_CONTRIBUTION]) rowValues[k] = byRegion[BASE_CONTRIBUTION].total;
+  }
+  const out: RowChange[] = [{ table, op: 'insert', key, values: rowValues, ...(held.size > 0 ? { unchangedToast: [...held] } : {}), version }];
   for (const [column, byRegion] of Object.entries(counters ?? {})) {
-    for (const [region, c] of Object.entries(byRegion)) {
-      if (region === BASE_CONTRIBUTION) continue;
-      await push({ table, op: 'update', key, values: {}, counters: { [column]: { region, total: c.total } }, version: c.version });
+    for (const [r, c] of Object.entries(byRegion)) {
+      if (r !== BASE_CONTRIBUTION) out.push({ table, op: 'update', key, values: {}, counters: { [column]: { region: r, total: c.total } }, version: c.version });
     }
   }
+  return out;
 }
