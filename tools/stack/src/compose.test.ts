@@ -9,7 +9,7 @@ import { VERSIONS } from './versions.js';
 import { proxySpecs } from './services/toxiproxy.js';
 
 const root = findRepoRoot();
-const compose = parse(readFileSync(join(root, 'docker', 'compose.yml'), 'utf8')) as { services: Record<string, { command?: string | string[] }> };
+const compose = parse(readFileSync(join(root, 'docker', 'compose.yml'), 'utf8')) as { services: Record<string, { command?: string | string[]; image?: string }> };
 
 /** The services `npm run stack -- up` runs natively, by the names compose uses. */
 function nativeServices(regions: readonly string[]): string[] {
