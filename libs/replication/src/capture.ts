@@ -408,7 +408,8 @@ export class Capture {
   private sendAck(): Promise<void> {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    this.ackChain = this.ackChain.then(() => this.sendAckNow());
+    // A failure must not stop every later acknowledgement: the next one simply tries again.
+    this.ackChain = this.ackChain.then(() => this.sendAckNow()).catch((err: unknown) => this.o.log.warn({ err: errInfo(err) }, 'slot acknowledgement failed; the next one retries'));
     return this.ackChain;
   }
 
