@@ -581,7 +581,9 @@ describe('agent on the real stack', () => {
   });
 
   it('a counter row from before regionsync (written unstamped) counts on from its value in every region: the first counted update neither drops nor doubles it', async () => {
-    const [p, q] = [916000 + 2 * Math.floor(Math.random() * 1e5), 916001 + 2 * Math.floor(Math.random() * 1e5)];
+    // Keys far from the ranges the other tests write (which reach 951999).
+    const p = 3_000_000_000 + 2 * Math.floor(Math.random() * 1e6);
+    const q = p + 1;
     // Unstamped writes, as rows that predate the triggers or a writer regionsync does not
     // stamp: P written in eu-west-1, Q in us-east-1; each still replicates as a plain row.
     await withDb(EU, async (db) => {
