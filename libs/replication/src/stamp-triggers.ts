@@ -108,9 +108,9 @@ export function stampTriggerDdl(t: TableInfo, cfg: StampTableConfig): string {
         // contribution becomes whatever makes the sum of all contributions equal it (the
         // tombstone keeps the old ones, and adding to them made the copies disagree).
         // An UPDATE of a value that has no contributions yet (a row from before regionsync,
-        // or written unstamped) keeps that value as the base (BASE_CONTRIBUTION), as apply
-        // does in every other region holding it: otherwise the first counted change dropped
-        // it everywhere but here.
+        // or written unstamped) keeps that value as the base (BASE_CONTRIBUTION), which
+        // capture sends with this region's contribution: otherwise the first counted change
+        // dropped it everywhere but here.
         return `
     if coalesce(v_counters -> ${quoteLiteral(c)}, '{}'::jsonb) = '{}'::jsonb then
       v_counters := v_counters || jsonb_build_object(${quoteLiteral(c)}, case when ${op} = 'UPDATE' and ${old}.${col}::text ~ '^-?[0-9]+$'
