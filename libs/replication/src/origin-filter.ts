@@ -9,10 +9,10 @@
 // 'none' also leaves out changes written under a replication origin that is not ours (a
 // user's own native subscription into this database, another replication tool), which
 // capture forwards today. So 'none' is used only while no such origin exists, and that is
-// checked again before every slot acknowledgement: an origin must exist before anything
-// commits under it, so a check that started after a transaction was received and found no
-// foreign origin proves the transaction carried none (unless an origin was created, used
-// and dropped within one acknowledgement interval, 100 ms). When one appears, capture does
+// checked again before every slot acknowledgement and every second: an origin must exist
+// before anything commits under it, so a check that started after a transaction was received
+// and found no foreign origin proves the transaction carried none (unless an origin was
+// created, used and dropped between two checks). When one appears, capture does
 // not acknowledge and restarts its stream with 'any' from the last acknowledged position,
 // so the transactions the server left out are read again and forwarded.
 import pg from 'pg';
