@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { Cluster, waitUntil } from '@regionsync/sandbox';
+import { shutDownDatabase, startDatabase } from '@regionsync/stack';
 
 const EU = 'eu-west-1';
 const CENTRAL = 'eu-central-1';
@@ -39,6 +40,36 @@ describe('capture origin filter', () => {
     const captured = async (region: string) => Number(/^regionsync_transactions_captured_total(?:\{[^}]*\})? (\d+)/m.exec(await (await fetch(`${cluster.agents.get(region)!.httpUrl}/metrics`)).text())?.[1]);
     expect(await captured(EU)).toBe(1);
     expect(await captured(CENTRAL)).toBe(1);
+  });
+
+  it("a fast shutdown of either region's server completes while its agent runs ('none' on 17, 'any' on 15), and replication resumes after the restart", async () => {
+    // A fast shutdown waits until every walsender's client has confirmed the end of WAL; an
+    // agent that only ever confirmed its last commit held the server up for as long as it
+    // stayed connected, and shutDownDatabase rejects after pg_ctl's 60 s naming it.
+    for (const region of [CENTRAL, EU]) {
+      // The last WAL before the shutdown is a transaction of another database on the same
+      // server: decoded by the walsender, never sent, so the agent sees no commit to confirm.
+      const other = new URL(cluster.dbUrl(region));
+      other.pathname = '/regionsync';
+      const db = new pg.Client({ connectionString: other.toString() });
+      await db.connect();
+      try {
+        await db.query('create table if not exists shutdown_probe (id serial primary key, at timestamptz)');
+        await db.query('insert into shutdown_probe (at) values (now())');
+      } finally {
+        await db.end();
+      }
+      try {
+        await shutDownDatabase(region);
+      } finally {
+        await startDatabase(region); // whatever happened, later tests need the server
+      }
+    }
+    await cluster.query(EU, `insert into products (id, name, price_cents, stock, updated_at) values (960003, 'after restart 15', 1, 1, now())`);
+    await cluster.query(CENTRAL, `insert into products (id, name, price_cents, stock, updated_at) values (960004, 'after restart 17', 1, 1, now())`);
+    const both = async (region: string) => (await cluster.query(region, 'select 1 from products where id in (960003, 960004)')).length === 2;
+    await waitUntil('both writes after the restarts in both regions', async () => (await both(EU)) && (await both(CENTRAL)), 60_000);
+    expect((await health(CENTRAL)).originFilter).toBe('none');
   });
 
   it("a write under a foreign replication origin made while capture runs with 'none' is still forwarded: capture notices the origin before acknowledging past it and reads again with 'any'", async () => {

@@ -210,21 +210,42 @@ export class Capture {
       service.on('error', reject);
       this.failStream = reject;
     });
-    service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true, ...(this.origins.filter === 'none' ? { origin: 'none' as const } : {}) });
+    let handled = 0;
+    let txOpen = false;
+    service.on('heartbeat', async (lsn: string, _ts: number, shouldRespond: boolean) => {
+      // Caught up (every message before this keepalive handled, no transaction open, every
+      // commit confirmed by the bus): nothing before the server's position is owed, so
+      // confirm it, as PostgreSQL's own subscribers do. A fast shutdown waits until each
+      // walsender's client has confirmed the end of WAL; an agent that confirmed only its
+      // last commit held the server's shutdown (and its walsender spinning) for as long as
+      // it stayed connected.
+      const caughtUp = handled === plugin.received && !txOpen && this.pending.length === 0;
+      if (caughtUp && (this.confirmed === undefined || compareLsn(lsn, this.confirmed) > 0)) {
+        this.confirmed = lsn;
+        this.stats.confirmedLsn = lsn;
+        await this.acknowledgeConfirmed(shouldRespond);
+      }
       if (shouldRespond) await service.acknowledge(slotAckArgument(this.standbyLsn())).catch(() => undefined);
     });
     service.on('data', async (_lsn: string, raw: unknown) => {
       const msg = raw as PgMessage;
-      if (msg.tag === 'begin') {
-        this.txPublishes = [];
-        this.txRows = 0;
-        this.txAwaited = 0;
-        this.txChunks.clear();
-        this.nextIndex = 0;
+      try {
+        if (msg.tag === 'begin') {
+          txOpen = true;
+          this.txPublishes = [];
+          this.txRows = 0;
+          this.txAwaited = 0;
+          this.txChunks.clear();
+          this.nextIndex = 0;
+        }
+        const tx = assembler.push(msg);
+        if (tx) await this.onCommit(tx);
+        else if (this.txPublishes.length - this.txAwaited > MAX_CHUNKS_IN_FLIGHT) await this.awaitOlderChunks();
+        if (msg.tag === 'commit') txOpen = false;
+      } finally {
+        handled += 1;
       }
-      const tx = assembler.push(msg);
-      if (tx) await this.onCommit(tx);
-      else if (this.txPublishes.length - this.txAwaited > MAX_CHUNKS_IN_FLIGHT) await this.awaitOlderChunks();
     });
     // Send the newest confirmed position before the stream closes (acks are throttled).
     const onAbort = () => void this.sendAck().finally(() => void service.stop());
@@ -232,7 +253,6 @@ export class Capture {
     try {
       // No start LSN: the server resumes from the slot's confirmed position, i.e. after the
       // last transaction the bus confirmed (never from what was merely received).
-      const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [PUBLICATION], messages: true, ...(this.origins.filter === 'none' ? { origin: 'none' as const } : {}) });
       await Promise.race([service.subscribe(plugin, slotName(this.o.region, databaseOf(this.o.connectionString)), '0/00000000'), failed]);
       if (!signal.aborted) await Promise.race([failed, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))]);
     } finally {

@@ -22,6 +22,13 @@ const ROW_TAGS: Record<number, 'insert' | 'update' | 'delete'> = { 0x49: 'insert
  */
 export class TextPgoutputPlugin extends PgoutputPlugin {
   private inEcho = false;
+  /**
+   * Messages parsed so far. The replication service parses each message as it arrives, in
+   * order with the server's keepalives, but hands it to the data handler later (flow
+   * control queues it): comparing this with what the handler finished tells whether a
+   * keepalive found everything before it handled.
+   */
+  received = 0;
 
   constructor(private readonly textOptions: ConstructorParameters<typeof PgoutputPlugin>[0] & { origin?: OriginFilter }) {
     super(textOptions);
@@ -36,6 +43,7 @@ export class TextPgoutputPlugin extends PgoutputPlugin {
   }
 
   override parse(buffer: Buffer): Parsed {
+    this.received += 1;
     const rowTag = ROW_TAGS[buffer[0]!];
     if (this.inEcho && rowTag !== undefined) return { tag: rowTag, echo: true } as unknown as Parsed;
     const msg = super.parse(buffer);

@@ -4,4 +4,4 @@ export { stackEnv, type StackEnv, type RegionEnv, type S3Endpoint } from './stac
 export { setProxyEnabled, resetProxies, proxySpecs, addToxic, removeToxic, type Toxic } from './services/toxiproxy.js';
 export { PG_SETTINGS, startScratchPostgres, stopScratchPostgres } from './services/postgres.js';
 export { VERSIONS } from './versions.js';
-export { ensureStack, cutLink, restoreLink, dropReplies, restoreReplies, crashDatabase, startDatabase } from './test-support.js';
+export { ensureStack, cutLink, restoreLink, dropReplies, restoreReplies, crashDatabase, shutDownDatabase, startDatabase } from './test-support.js';

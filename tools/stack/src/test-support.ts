@@ -54,7 +54,16 @@ export async function crashDatabase(region: string): Promise<void> {
   if (!(await stopPostgres(resolveLayout(), region, 'immediate'))) throw new Error(`PostgreSQL ${region} was not running`);
 }
 
-/** Start one region's PostgreSQL again (after crashDatabase) and wait until it answers. */
+/**
+ * Stop one region's PostgreSQL as an operator would (`pg_ctl stop -m fast`). Rejects if the
+ * server has not shut down within pg_ctl's 60 s, naming what was still connected (the server
+ * is then stopped at once, so the stack is not left half down).
+ */
+export async function shutDownDatabase(region: string): Promise<void> {
+  if (!(await stopPostgres(resolveLayout(), region, 'fast'))) throw new Error(`PostgreSQL ${region} was not running`);
+}
+
+/** Start one region's PostgreSQL again (after crashDatabase or shutDownDatabase) and wait until it answers. */
 export async function startDatabase(region: string): Promise<void> {
   const layout = resolveLayout();
   const i = layout.regions.indexOf(region);
