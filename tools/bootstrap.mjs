@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -46,19 +46,31 @@ function summarise(dir) {
   let passed = 0;
   let failed = 0;
   let files = 0;
+  const failures = [];
   for (const f of existsSync(dir) ? readdirSync(dir) : []) {
     const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     passed += r.numPassedTests ?? 0;
     failed += (r.numFailedTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0);
     files += 1;
+    for (const file of r.testResults ?? []) {
+      const where = relative(root, file.name ?? f);
+      const bad = (file.assertionResults ?? []).filter((a) => a.status === 'failed');
+      for (const a of bad) failures.push(`${where} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
+      if (bad.length === 0 && file.status === 'failed') failures.push(`${where}: ${firstLine(file.message)}`);
+    }
   }
-  return { passed, failed, files };
+  return { passed, failed, files, failures };
+}
+
+function firstLine(text) {
+  return String(text ?? '').split('\n').find((l) => l.trim() !== '')?.trim().slice(0, 300) ?? '';
 }
 
 function test() {
   const results = join(root, '.stack', 'test-results');
   rmSync(results, { recursive: true, force: true });
   mkdirSync(results, { recursive: true });
+  rmSync(join(root, '.stack', 'test-summary.txt'), { force: true });
   const env = { REGIONSYNC_TEST_RESULTS: results };
   const steps = [];
   const step = (name, fn) => {
@@ -70,13 +82,18 @@ function test() {
   step('lint, build and unit tests (nx run-many -t lint build test)', () => nx(['run-many', '-t', 'lint', 'build', 'test', '--skip-nx-cache', '--outputStyle=stream'], env));
   step('start the real multi-region stack (npm run stack -- up)', () => runTs('tools/stack/src/cli.ts', ['up']));
   step('integration and e2e tests on the real stack (nx run-many -t int)', () => nx(['run-many', '-t', 'int', '--parallel=1', '--skip-nx-cache', '--outputStyle=stream'], env));
-  const { passed, failed, files } = summarise(results);
-  console.log('');
-  for (const s of steps) console.log(`[test] ${s.code === 0 ? 'ok  ' : 'FAIL'} ${s.name} (${s.seconds} s)`);
+  const { passed, failed, files, failures } = summarise(results);
   const stepFailures = steps.filter((s) => s.code !== 0).length;
-  console.log(`[test] ${files} vitest result files`);
-  // A step that failed without a failing test (lint, build, stack) still counts as a failure.
-  console.log(`${passed} passed, ${failed + (failed === 0 ? stepFailures : 0)} failed`);
+  const lines = [
+    ...steps.map((s) => `[test] ${s.code === 0 ? 'ok  ' : 'FAIL'} ${s.name} (${s.seconds} s)`),
+    `[test] ${files} vitest result files`,
+    ...failures.map((f) => `[test] failed: ${f}`),
+    // A step that failed without a failing test (lint, build, stack) still counts as a failure.
+    `${passed} passed, ${failed + (failed === 0 ? stepFailures : 0)} failed`,
+  ];
+  console.log(`\n${lines.join('\n')}`);
+  // .ci/run prints this again as its very last output, where a truncated log still shows it.
+  writeFileSync(join(root, '.stack', 'test-summary.txt'), `${lines.join('\n')}\n`);
   return stepFailures === 0 && failed === 0 && passed > 0 ? 0 : 1;
 }
 

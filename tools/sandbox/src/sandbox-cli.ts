@@ -2,7 +2,7 @@
 // schema and policy, left running for external scripts. Prints one JSON document.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findRepoRoot, up } from '@regionsync/stack';
+import { findRepoRoot, resolveLayout, up } from '@regionsync/stack';
 import { Cluster, type Broker } from './cluster.js';
 import { demoPolicyPath } from './demo-policy.js';
 
@@ -37,7 +37,31 @@ async function describe(regions: string[], cluster?: Cluster) {
   return { broker, database: DATABASE, regions: out };
 }
 
+async function down(regions: string[]): Promise<number> {
+  for (const r of regions) {
+    const pid = pidOf(r);
+    if (pid === undefined) continue;
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 60_000;
+    while (pidOf(r) !== undefined && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+    // Drained or not, it goes: a second signal exits at once (the agent's own rule).
+    if (pidOf(r) !== undefined) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // exited meanwhile
+      }
+    }
+    rmSync(join(dir, `${r}.pid`), { force: true });
+    console.error(`[sandbox] stopped agent ${r}`);
+  }
+  return 0;
+}
+
 async function main(cmd: string | undefined): Promise<number> {
+  // Stopping the agents needs no stack: a region's server that will not come up (or will not
+  // go down while its agent is connected) must not keep them running.
+  if (cmd === 'down') return down(resolveLayout().regions);
   const env = await up({ log: (m) => console.error(`[sandbox] ${m}`) });
   const regions = env.regionNames;
   if (cmd === 'up') {
@@ -51,18 +75,6 @@ async function main(cmd: string | undefined): Promise<number> {
     const doc = JSON.stringify(await describe(regions, cluster), null, 2);
     writeFileSync(join(dir, 'sandbox.json'), doc);
     console.log(doc);
-    return 0;
-  }
-  if (cmd === 'down') {
-    for (const r of regions) {
-      const pid = pidOf(r);
-      if (pid === undefined) continue;
-      process.kill(pid, 'SIGTERM');
-      const deadline = Date.now() + 60_000;
-      while (pidOf(r) !== undefined && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
-      rmSync(join(dir, `${r}.pid`), { force: true });
-      console.error(`[sandbox] stopped agent ${r}`);
-    }
     return 0;
   }
   if (cmd === 'status') {

@@ -74,19 +74,26 @@ export async function down(opts: { log?: Log; layout?: StackLayout } = {}): Prom
   const log = opts.log ?? quiet;
   return withLock(layout, async () => {
     const stopped: string[] = [];
-    const note = (name: string) => (ok: boolean) => {
-      if (ok) {
-        stopped.push(name);
-        log(`stopped ${name}`);
+    const failures: string[] = [];
+    // One service that will not stop must not leave the others running.
+    const stop = async (name: string, fn: () => Promise<boolean>) => {
+      try {
+        if (await fn()) {
+          stopped.push(name);
+          log(`stopped ${name}`);
+        }
+      } catch (err) {
+        failures.push((err as Error).message);
       }
     };
-    await stopToxiproxy(layout).then(note('toxiproxy'));
-    await stopKafka(layout).then(note('kafka'));
-    await stopNats(layout).then(note('nats'));
-    for (const r of [...layout.regions].reverse()) await stopKubo(layout, r).then(note(`kubo-${r}`));
-    await stopMinio(layout).then(note('minio'));
-    for (const r of [...layout.regions].reverse()) await stopRedis(layout, r).then(note(`redis-${r}`));
-    for (const r of [...layout.regions].reverse()) await stopPostgres(layout, r).then(note(`postgres-${r}`));
+    await stop('toxiproxy', () => stopToxiproxy(layout));
+    await stop('kafka', () => stopKafka(layout));
+    await stop('nats', () => stopNats(layout));
+    for (const r of [...layout.regions].reverse()) await stop(`kubo-${r}`, () => stopKubo(layout, r));
+    await stop('minio', () => stopMinio(layout));
+    for (const r of [...layout.regions].reverse()) await stop(`redis-${r}`, () => stopRedis(layout, r));
+    for (const r of [...layout.regions].reverse()) await stop(`postgres-${r}`, () => stopPostgres(layout, r));
+    if (failures.length > 0) throw new Error(failures.join('\n'));
     return stopped;
   });
 }

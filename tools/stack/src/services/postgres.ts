@@ -126,8 +126,29 @@ export async function startPostgres(layout: StackLayout, i: number, log: Log): P
 export async function stopPostgres(layout: StackLayout, region: string, mode: 'fast' | 'immediate' = 'fast'): Promise<boolean> {
   if (pgPid(layout, region) === undefined) return false;
   const dir = pgDataDir(layout, region);
-  asPgUser(join(pgBinForMajor(layout, dataDirMajor(dir)), 'pg_ctl'), ['-D', dir, '-m', mode, '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
+  const pgCtl = join(pgBinForMajor(layout, dataDirMajor(dir)), 'pg_ctl');
+  try {
+    asPgUser(pgCtl, ['-D', dir, '-m', mode, '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region}`);
+  } catch (err) {
+    if (mode === 'immediate') throw err;
+    // A fast shutdown waits for every walsender's client to confirm the end of WAL, so a
+    // replication client that is still connected can hold it forever. Say who, then make
+    // sure the machine is left clean anyway.
+    const who = stragglers(pgPid(layout, region));
+    asPgUser(pgCtl, ['-D', dir, '-m', 'immediate', '-w', '-t', '60', 'stop'], `stopping PostgreSQL for ${region} (immediate)`);
+    throw new Error(`${(err as Error).message}\nstill connected when the fast shutdown gave up:\n${who}\nstopped it with an immediate shutdown instead`);
+  }
   return true;
+}
+
+/** The server's remaining processes and the regionsync processes that may be their clients. */
+function stragglers(postmaster: number | undefined): string {
+  const ps = spawnSync('ps', ['-eo', 'pid,ppid,etimes,args'], { encoding: 'utf8' }).stdout ?? '';
+  const lines = ps.split('\n').filter((l) => {
+    const [, ppid] = l.trim().split(/\s+/);
+    return (postmaster !== undefined && Number(ppid) === postmaster) || /apps\/(agent|coordinator)|regionsync-agent/.test(l);
+  });
+  return lines.map((l) => `  ${l.trim().slice(0, 200)}`).join('\n') || '  (none found)';
 }
 
 export async function postgresHealth(layout: StackLayout, i: number): Promise<string | undefined> {
