@@ -611,4 +611,40 @@ describe('agent on the real stack', () => {
     });
     for (const r of [US, EU]) expect(await consistent(r), `${r}: contributions of both rows add up to their stock`).toBe(2);
   });
+
+  it("the agent's sessions terminated again and again (a DBA's pg_terminate_backend, a pooler or failover cutting them) while rows are written: the agent keeps running and replicates on", async () => {
+    // pg emits 'error' on a client whose server ended its session, even between queries; a
+    // client without a listener then crashed the agent (the CI's db-restart flake).
+    const base = 3_100_000_000 + 1000 * Math.floor(Math.random() * 1e5);
+    const killers = await Promise.all([US, EU].map(async (r) => {
+      const c = new pg.Client({ connectionString: cluster.dbUrl(r), application_name: 'test-terminator' });
+      await c.connect();
+      return c;
+    }));
+    const writer = new pg.Client({ connectionString: cluster.dbUrl(US), application_name: 'test-writer' });
+    await writer.connect();
+    let terminated = 0;
+    try {
+      const until = Date.now() + 8000;
+      let i = 0;
+      while (Date.now() < until) {
+        for (const k of killers) {
+          const r = await k.query<{ n: number }>(`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+            where datname = current_database() and pid <> pg_backend_pid() and (application_name like 'regionsync%' or backend_type = 'walsender')`);
+          terminated += r.rows[0]!.n;
+        }
+        if (i < 100) await writer.query(`insert into products (id, name, price_cents, stock, updated_at) values (${base + i++}, 'cut', 1, 1, now())`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await Promise.all([...killers, writer].map((c) => c.end()));
+    }
+    for (const r of [US, EU]) expect(cluster.agents.get(r)!.process.exitCode, `${r} agent still running (see ${cluster.agents.get(r)!.logPath})`).toBeNull();
+    expect(terminated, 'sessions terminated').toBeGreaterThan(20);
+    console.error(`[agent int] ${terminated} agent sessions terminated in 8 s; both agents still running`);
+    await cluster.query(EU, `insert into products (id, name, price_cents, stock, updated_at) values (${base + 100}, 'after', 1, 1, now())`);
+    const count = async (region: string) => (await cluster.query<{ n: number }>(region, `select count(*)::int as n from products where id between ${base} and ${base + 100}`))[0]!.n;
+    await waitUntil('all 101 rows in both regions', async () => (await count(US)) === 101 && (await count(EU)) === 101, 90_000);
+    for (const r of [US, EU]) expect(cluster.agents.get(r)!.process.exitCode, `${r} agent still running`).toBeNull();
+  });
 });

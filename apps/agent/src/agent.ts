@@ -6,7 +6,7 @@ import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { createBus, type Bus, type Consumer } from '@regionsync/bus';
 import { ErasedSubjects } from '@regionsync/gdpr';
 import { changesSubject, createCodec, errorCode, heartbeatsSubject, makeEnvelope, RegionsyncError, type ChangeBody, type Envelope, type HeartbeatBody } from '@regionsync/protocol';
-import { Applier, Capture, createReplicationMetrics, errInfo, setupDatabase, sleep, slotName, databaseOf, initialCopy, qualify, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
+import { Applier, Capture, createReplicationMetrics, errInfo, guardClient, setupDatabase, sleep, slotName, databaseOf, initialCopy, qualify, type EgressFilter, type IngressFilter, type ReplicationMetrics } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import { startHttpServer } from './http-server.js';
 import { startErasureConsumer } from './erasure-handler.js';
@@ -71,6 +71,9 @@ export class Agent {
     // A bounded connect: the database probe must notice a server that stopped answering.
     this.pool = new pg.Pool({ connectionString: cfg.database.url, max: 4, application_name: `regionsync-agent-${cfg.region}`, connectionTimeoutMillis: 5000 });
     this.pool.on('error', (err) => log.warn({ err: errInfo(err) }, 'idle database connection failed'));
+    // The pool listens for errors only on idle clients; a session ended while checked out
+    // must not crash the agent either (the holder sees the failure through its query).
+    this.pool.on('connect', (c) => void guardClient(c));
     const db = await this.pool.connect();
     try {
       await setupDatabase(db, { region: cfg.region, database: databaseOf(cfg.database.url), regions: cfg.regions, tables: cfg.tables });

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Bus, Consumer } from '@regionsync/bus';
 import { eraseSubject, type EraseResult } from '@regionsync/gdpr';
 import { controlSubject, makeEnvelope, type Codec, type ErasureRequestBody } from '@regionsync/protocol';
-import { databaseOf, errInfo, originName, sleep } from '@regionsync/replication';
+import { databaseOf, errInfo, guardClient, originName, sleep } from '@regionsync/replication';
 import type { AgentConfig } from './config.js';
 import type { PolicyRuntime } from './policy-hooks.js';
 
@@ -65,7 +65,7 @@ async function eraseWithRetry(d: ErasureDeps, body: ErasureRequestBody): Promise
   }
   for (let attempt = 0; ; attempt++) {
     // A connection of its own: the erasure sets a replication origin on its session.
-    const db = new pg.Client({ connectionString: d.cfg.database.url, application_name: `regionsync-erasure-${d.cfg.region}` });
+    const db = guardClient(new pg.Client({ connectionString: d.cfg.database.url, application_name: `regionsync-erasure-${d.cfg.region}` }));
     try {
       await db.connect();
       return await eraseSubject(db, { requestId: body.requestId, subject: body.subject, ...(body.tables ? { tables: body.tables } : {}) }, { region: d.cfg.region, origin: originName('erasure', databaseOf(d.cfg.database.url)), tables: erasure.tables, erased: erasure.erased });

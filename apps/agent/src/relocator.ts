@@ -7,7 +7,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { purgeRelocated, type RelocateItem } from '@regionsync/gdpr';
 import { parseLsn } from '@regionsync/protocol';
-import { errInfo, originName, databaseOf, sleep } from '@regionsync/replication';
+import { errInfo, guardClient, originName, databaseOf, sleep } from '@regionsync/replication';
 
 export interface RelocatorDeps {
   region: string;
@@ -33,7 +33,7 @@ export async function runRelocator(d: RelocatorDeps, signal: AbortSignal): Promi
       }
       if (signal.aborted) break;
       // A connection of its own: the purge sets a replication origin on its session.
-      const db = new pg.Client({ connectionString: d.databaseUrl, application_name: `regionsync-relocate-${d.region}` });
+      const db = guardClient(new pg.Client({ connectionString: d.databaseUrl, application_name: `regionsync-relocate-${d.region}` }));
       await db.connect();
       try {
         const removed = await purgeRelocated(db, d.region, origin, batch);

@@ -157,6 +157,8 @@ export async function runExport(cmd: Extract<ErasureCommand, { command: 'export'
   const doc: ExportDocument = { subject: cmd.subject, exportedAt: new Date().toISOString(), regions: {} };
   for (const { region, url } of cmd.dbs) {
     const db = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, application_name: 'regionsync-export' });
+    // A session the server ends surfaces through the pending query; unheard, pg's 'error' event would end the process.
+    db.on('error', () => undefined);
     try {
       await db.connect();
       doc.regions[region] = { status: 'ok', ...(await exportSubject(db, cmd.subject, tables)) };

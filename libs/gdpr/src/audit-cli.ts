@@ -135,6 +135,8 @@ export interface Ledger {
 /** Reads a region's ledger and head row. Throws RS_CONFIG_INVALID when there is no ledger or region. */
 export async function readLedger(db: string, regionArg?: string): Promise<Ledger> {
   const client = new pg.Client({ connectionString: db, connectionTimeoutMillis: 10_000 });
+  // A session the server ends surfaces through the pending query; unheard, pg's 'error' event would end the process.
+  client.on('error', () => undefined);
   try {
     await client.connect();
   } catch (cause) {

@@ -13,6 +13,7 @@ import { OriginGuard, type OriginFilter } from './origin-filter.js';
 import type { ReplicationMetrics } from './metrics.js';
 import { backoff, sleep } from './retry.js';
 import { errInfo } from './err-info.js';
+import { guardClient } from './pg-guard.js';
 import { idleHeartbeats } from './idle-heartbeat.js';
 
 export { errInfo };
@@ -162,7 +163,7 @@ export class Capture {
    */
   private async ensureSlot(): Promise<void> {
     const slot = slotName(this.o.region, databaseOf(this.o.connectionString));
-    const db = new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-capture-catalog' });
+    const db = guardClient(new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-capture-catalog' }));
     await db.connect();
     try {
       const state = await slotState(db, slot);
@@ -267,7 +268,7 @@ export class Capture {
 
   // Read at every (re)connect, so a primary key changed while we were away is picked up.
   private async primaryKeys(): Promise<Map<TableName, string[]>> {
-    const db = new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-capture-catalog' });
+    const db = guardClient(new pg.Client({ connectionString: this.o.connectionString, application_name: 'regionsync-capture-catalog' }));
     await db.connect();
     try {
       const out = new Map<TableName, string[]>();

@@ -6,6 +6,7 @@ export { TransactionAssembler, type AssembledTransaction, type PgMessage } from 
 export { createReplicationMetrics, type ReplicationMetrics } from './metrics.js';
 export { slotName, originName, databaseOf, PUBLICATION, META_SCHEMA, qualify, pkText, quoteTable } from './sql-names.js';
 export { backoff, sleep } from './retry.js';
+export { guardClient } from './pg-guard.js';
 export { SchemaGuard, SCHEMA_GUARD_DDL } from './schema-guard.js';
 export { columnLayout, oldValuesOf } from './assembler.js';
 export { publishSnapshot, newcomers, recordMembership, initialCopy, forgetDestinations, SNAPSHOT_CHUNK_BASE, type InitialCopyOptions } from './snapshot.js';
