@@ -72,8 +72,17 @@ export const AGENT_NODE_FLAGS = ['--max-semi-space-size=4'];
  */
 export const AGENT_ENV: NodeJS.ProcessEnv = { MALLOC_ARENA_MAX: '2' };
 
+// Agents a test process started and has not seen exit. A test that fails before stopping
+// its cluster (or the agent a rolling update replaced) must not leave one running: a
+// connected agent holds its region's server and the next test's expectations.
+const liveAgents = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of liveAgents) c.kill('SIGKILL');
+});
+
 export class Cluster {
   readonly agents = new Map<string, AgentHandle>();
+  private readonly spawned = new Set<ChildProcess>();
 
   private constructor(readonly env: StackEnv, readonly o: Required<Pick<ClusterOptions, 'database' | 'broker' | 'prefix'>> & ClusterOptions, readonly regions: string[], readonly dir: string) {}
 
@@ -173,6 +182,13 @@ export class Cluster {
     if (this.o.detached) {
       child.unref();
       writeFileSync(join(this.dir, `${region}.pid`), String(child.pid));
+    } else {
+      liveAgents.add(child);
+      this.spawned.add(child);
+      child.once('exit', () => {
+        liveAgents.delete(child);
+        this.spawned.delete(child);
+      });
     }
     const handle: AgentHandle = { region, databaseUrl: this.dbUrl(region), httpUrl: `http://127.0.0.1:${port}`, configPath, logPath, process: child };
     this.agents.set(region, handle);
@@ -231,15 +247,8 @@ export class Cluster {
 
   /** SIGKILL (crash) or SIGTERM (graceful drain) one agent and wait for it to exit. */
   async stopAgent(region: string, signal: 'SIGKILL' | 'SIGTERM' = 'SIGTERM', timeoutMs = 60_000): Promise<number | null> {
-    const h = this.agents.get(region);
-    const p = h?.process;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return p?.exitCode ?? null;
-    const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
-    p.kill(signal);
-    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    const code = await exited;
-    clearTimeout(timer);
-    return code;
+    const p = this.agents.get(region)?.process;
+    return p ? stopProcess(p, signal, timeoutMs) : null;
   }
 
   /**
@@ -248,6 +257,8 @@ export class Cluster {
    */
   async stop(opts: { keepSlots?: boolean } = {}): Promise<void> {
     for (const r of this.agents.keys()) await this.stopAgent(r, 'SIGTERM');
+    // Any other process this cluster started and nobody stopped (a replaced agent).
+    for (const p of [...this.spawned]) await stopProcess(p, 'SIGTERM', 60_000);
     if (opts.keepSlots) return;
     for (const r of this.regions) {
       const admin = new pg.Client({ connectionString: this.baseUrl(r) });
@@ -272,6 +283,17 @@ export class Cluster {
       await c.end();
     }
   }
+}
+
+/** Signal a child and wait for it to exit; SIGKILL after `timeoutMs`. */
+async function stopProcess(p: ChildProcess, signal: 'SIGKILL' | 'SIGTERM', timeoutMs: number): Promise<number | null> {
+  if (p.exitCode !== null || p.signalCode !== null) return p.exitCode;
+  const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+  p.kill(signal);
+  const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
 }
 
 export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 200): Promise<void> {
