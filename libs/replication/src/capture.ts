@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { LogicalReplicationService } from 'pg-logical-replication';
-import type { Logger } from 'pino';
-import { changesSubject, compareLsn, isRetryable, makeEnvelope, messageId, type ChangeBody, type RowChange, type VectorClock } from '@regionsync/protocol';
+import { changesSubject, compareLsn, makeEnvelope, messageId, type ChangeBody, type RowChange, type VectorClock } from '@regionsync/protocol';
 import { slotAckArgument } from './slot-ack.js';
 import { TransactionAssembler, type AssembledTransaction, type PgMessage } from './assembler.js';
 import { PUBLICATION, databaseOf, qualify, slotName, type TableName } from './sql-names.js';
@@ -10,13 +9,15 @@ import { recreateSlot, slotState } from './slot-recovery.js';
 import { loadTableInfo } from './table-info.js';
 import { TextPgoutputPlugin } from './text-pgoutput.js';
 import { OriginGuard, type OriginFilter } from './origin-filter.js';
-import type { ReplicationMetrics } from './metrics.js';
 import { backoff, sleep } from './retry.js';
 import { errInfo } from './err-info.js';
+import type { CaptureOptions } from './capture-options.js';
+import { RetryingPublisher } from './retrying-publisher.js';
 import { guardClient } from './pg-guard.js';
 import { idleHeartbeats } from './idle-heartbeat.js';
 
 export { errInfo };
+export type { CaptureOptions, ChangeCodec, ChangePublisher, EgressFilter } from './capture-options.js';
 
 /** SQLSTATE object_in_use: START_REPLICATION on a slot another process streams. */
 const SLOT_IN_USE = '55006';
@@ -38,43 +39,6 @@ const STANDBY_STATUS_MS = 10_000;
 /** With origin 'none', how often capture also looks for a foreign replication origin. */
 const ORIGIN_CHECK_MS = 1000;
 
-/** What capture needs from the bus: a publish that resolves once the broker stored it. */
-export interface ChangePublisher {
-  publish(subject: string, data: Uint8Array, opts: { id: string; key?: string }): Promise<unknown>;
-}
-export interface ChangeCodec {
-  encode(envelope: ReturnType<typeof makeEnvelope>): Uint8Array;
-  readonly maxBytes: number;
-}
-
-/** Per destination: the row to send (possibly redacted), or null to withhold it. */
-export type EgressFilter = (row: RowChange, destination: string) => RowChange | null;
-
-export interface CaptureOptions {
-  region: string;
-  destinations: string[];
-  prefix?: string;
-  connectionString: string;
-  tables: TableName[];
-  publisher: ChangePublisher;
-  codec: ChangeCodec;
-  log: Logger;
-  metrics?: ReplicationMetrics;
-  egress?: EgressFilter;
-  /** Rows per message before a transaction is streamed out in chunks. */
-  chunkRows?: number;
-  /** Transactions captured but not yet confirmed by the bus before reading pauses. */
-  maxPendingTransactions?: number;
-  /** Rows of those transactions before reading pauses: bounds the memory they hold. */
-  maxPendingRows?: number;
-  /** Emit a logical message this often when idle, so an idle slot keeps advancing. */
-  idleHeartbeatMs?: number;
-  /** Awaited with a transaction's publishes before its slot acknowledgement (e.g. audit flush). */
-  ackBarrier?: () => Promise<void>;
-  /** Local side effects after a local or applied transaction is seen (cache, content). */
-  onTransaction?: (tx: AssembledTransaction) => void;
-}
-
 interface Pending {
   lsn: string;
   rows: number;
@@ -94,11 +58,9 @@ export class Capture {
   private txRows = 0; // rows published for the open transaction, over its chunks
   private service: LogicalReplicationService | undefined;
   private lastActivity = Date.now();
-  private lastRetryLog = 0;
   private ackSentAt = 0;
   private ackSent: string | undefined;
   private ackTimer: NodeJS.Timeout | undefined;
-  private suppressedRetryLogs = 0;
   private txPublishes: Promise<unknown>[] = [];
   private txChunks = new Map<string, number>(); // destination -> messages sent for the open transaction
   private nextIndex = 0;
@@ -112,8 +74,11 @@ export class Capture {
   private ackChain = Promise.resolve();
   readonly stats = { transactions: 0, rows: 0, messages: 0, skippedEcho: 0, confirmedLsn: '0/0', slotsLost: 0, originFilter: 'any' as OriginFilter };
 
+  private readonly publisher: RetryingPublisher;
+
   constructor(private readonly o: CaptureOptions) {
     this.origins = new OriginGuard(o.connectionString, o.log);
+    this.publisher = new RetryingPublisher({ publisher: o.publisher, key: o.region, log: o.log, metrics: o.metrics, signal: () => this.signal });
   }
 
   get confirmedLsn(): string | undefined {
@@ -382,29 +347,7 @@ export class Capture {
     const subject = changesSubject(this.o.prefix, destination);
     const id = messageId(this.o.region, m.commitLsn, index);
     this.stats.messages += 1;
-    this.txPublishes.push(this.publishWithRetry(subject, data, id));
-  }
-
-  // Every failure is retried (never skipped: the slot must not move past an unconfirmed
-  // message) until the capture is stopped; the error's retryable flag only sets the pace.
-  private async publishWithRetry(subject: string, data: Uint8Array, id: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.o.publisher.publish(subject, data, { id, key: this.o.region });
-        return;
-      } catch (err) {
-        this.o.metrics?.busErrors.inc();
-        if (this.signal?.aborted) throw err;
-        // Every in-flight message retries on its own; one line a second stands for all of them.
-        const now = Date.now();
-        if (now - this.lastRetryLog >= 1000) {
-          this.o.log.warn({ subject, id, attempt, retryable: isRetryable(err), err: errInfo(err), suppressed: this.suppressedRetryLogs }, 'publish failed; retrying');
-          this.lastRetryLog = now;
-          this.suppressedRetryLogs = 0;
-        } else this.suppressedRetryLogs += 1;
-        await sleep(isRetryable(err) ? backoff(attempt) : backoff(attempt + 5), this.signal);
-      }
-    }
+    this.txPublishes.push(this.publisher.publish(subject, data, id));
   }
 
   /** Acknowledge the slot up to the newest commit whose messages (and all before it) are confirmed. */

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import { changesSubject, makeEnvelope, messageId, type ChangeBody, type RowChange } from '@regionsync/protocol';
 import { BASE_CONTRIBUTION } from '@regionsync/conflict';
-import type { ChangeCodec, ChangePublisher, EgressFilter } from './capture.js';
+import type { ChangeCodec, ChangePublisher, EgressFilter } from './capture-options.js';
 import { columnLayout } from './assembler.js';
 import { loadTableInfo } from './table-info.js';
 import { META_SCHEMA, PK_SEPARATOR, quoteIdent, quoteLiteral, quoteTable } from './sql-names.js';
